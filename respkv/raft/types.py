@@ -88,6 +88,7 @@ class ConfChangeType(enum.IntEnum):
     PROMOTE = 2  # learner -> voter
     REMOVE = 3  # voter or learner leaves
     UPDATE = 4  # replace a member's context (address, promotion policy)
+    ADD_VOTER = 5  # a voter at once: only in the bootstrap entries of a static cluster
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,6 +316,22 @@ class Ready:
     committed_entries: list[Entry] = field(default_factory=list)
     read_states: list[ReadState] = field(default_factory=list)
     soft_state: SoftState | None = None
+    # The membership in force (it takes effect when its entry is appended), when it changed.
+    conf_state: ConfState | None = None
+
+    def is_empty(self) -> bool:
+        return not (
+            self.hard_state
+            or self.entries
+            or self.snapshot_chunks
+            or self.snapshot
+            or self.messages
+            or self.messages_after_persist
+            or self.committed_entries
+            or self.read_states
+            or self.soft_state
+            or self.conf_state
+        )
 
 
 # --- errors ---------------------------------------------------------------------------------
