@@ -1,0 +1,265 @@
+"""The writer thread: synced writes off the event loop, with group commit.
+
+Theory of operation
+-------------------
+Callers on the event loop fill a ``WriteBatch`` (``Store.batch()`` plus ``RaftLogStore``
+operations) and ``submit`` it; they get a future (or a callback) completed on the loop once
+the batch is durable.
+
+One thread takes every batch submitted so far (a *group*), writes each one unsynced, then
+makes the whole group durable with a single fdatasync of the WAL. Batches submitted while that
+fsync runs queue up and share the next one, so under load one fsync covers many jobs.
+
+Why not ``Rdict.write(batch, sync=True)``: rocksdict 0.3.29 holds the GIL for the whole of
+``Rdict.write``, fsync included, which would stall the event loop for every fsync. An unsynced
+write is only a memtable insert plus a write(2) into the page cache (microseconds for small
+batches), and ``Rdict.flush_wal(sync=True)`` - the fdatasync - does release the GIL. RocksDB
+documents Write() followed by SyncWAL() as durable; the only difference from a synced write is
+that the data is visible to readers of this process before it is durable, which the Raft core
+does not depend on (it tracks what was acknowledged as stable itself).
+
+Each batch stays atomic on its own (one WAL record); the group shares only the fsync. Futures
+complete in submission order, with one ``call_soon_threadsafe`` per group. A batch whose write
+fails gets that error; if the fsync fails, every batch of the group gets it. Errors are never
+dropped: even an unexpected failure of the thread itself fails every waiting future.
+
+``fsync=False`` skips the fsync: a completed future then means "in the OS page cache", which
+survives a process crash (kill -9) but not a power loss or kernel crash, after which a node may
+have forgotten acknowledged entries or its vote - a Raft safety violation. For tests and
+benchmarks, or deployments that accept losing the tail of the log on power loss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rocksdict import WriteBatch
+
+from .errors import StorageError
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+#: Called on the event loop with None once the batch is durable, or with the error.
+DoneCallback = Callable[[BaseException | None], None]
+
+
+@dataclass(frozen=True, slots=True)
+class WriterStats:
+    jobs: int  # batches written (successfully or not)
+    groups: int  # write rounds; each ends with one fsync when fsync is on
+    errors: int  # batches completed with an error
+    max_group_jobs: int  # the most batches one round covered
+    fsync_count: int
+    fsync_total_ms: float
+    fsync_last_ms: float
+    fsync_max_ms: float
+
+
+class _Job:
+    __slots__ = ("batch", "callback", "error", "future")
+
+    def __init__(
+        self,
+        batch: WriteBatch,
+        future: asyncio.Future[None] | None,
+        callback: DoneCallback | None,
+    ) -> None:
+        self.batch: WriteBatch | None = batch
+        self.future = future
+        self.callback = callback
+        self.error: BaseException | None = None
+
+
+class StorageWriter:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        fsync: bool = True,
+        loop: asyncio.AbstractEventLoop | None = None,
+        thread_name: str = "respkv-storage-writer",
+    ) -> None:
+        self.fsync = fsync
+        self._store = store
+        self._loop = loop
+        self._thread_name = thread_name
+        self._cond = threading.Condition(threading.Lock())
+        self._pending: list[_Job] = []  # guarded by _cond
+        self._stopping = False  # guarded by _cond
+        self._thread: threading.Thread | None = None
+        # Statistics, written by the writer thread only.
+        self._jobs = 0
+        self._groups = 0
+        self._errors = 0
+        self._max_group_jobs = 0
+        self._fsync_count = 0
+        self._fsync_total_s = 0.0
+        self._fsync_last_s = 0.0
+        self._fsync_max_s = 0.0
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the thread. Completions go to ``loop`` (default: the running loop)."""
+        if self._thread is not None:
+            return
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._run, name=self._thread_name, daemon=True)
+        self._thread.start()
+        log.info("storage writer started (fsync=%s)", self.fsync)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Write everything submitted, then stop the thread (blocking). Idempotent.
+
+        The last completions are scheduled on the loop: they run when it next gets control.
+        """
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+            if thread.is_alive():
+                raise StorageError(f"storage writer did not stop within {timeout}s")
+            self._thread = None
+            log.info("storage writer stopped")
+
+    async def aclose(self) -> None:
+        """``close`` without blocking the loop; returns after the last completions ran."""
+        await asyncio.to_thread(self.close)
+        await asyncio.sleep(0)
+
+    # --- submitting --------------------------------------------------------------------------
+
+    def submit(self, batch: WriteBatch) -> asyncio.Future[None]:
+        """Write ``batch`` durably; the future completes on the loop. Call on the loop thread.
+
+        The batch is consumed: do not reuse it.
+        """
+        loop = self._loop
+        if loop is None:
+            raise StorageError("storage writer is not started")
+        future: asyncio.Future[None] = loop.create_future()
+        self._enqueue(_Job(batch, future, None))
+        return future
+
+    def submit_callback(self, batch: WriteBatch, callback: DoneCallback) -> None:
+        """Like ``submit``, but calls ``callback(error_or_None)`` on the loop instead."""
+        if self._loop is None:
+            raise StorageError("storage writer is not started")
+        self._enqueue(_Job(batch, None, callback))
+
+    def _enqueue(self, job: _Job) -> None:
+        with self._cond:
+            if self._stopping:
+                raise StorageError("storage writer is closed")
+            self._pending.append(job)
+            if len(self._pending) == 1:
+                self._cond.notify()
+
+    # --- statistics --------------------------------------------------------------------------
+
+    @property
+    def stats(self) -> WriterStats:
+        return WriterStats(
+            jobs=self._jobs,
+            groups=self._groups,
+            errors=self._errors,
+            max_group_jobs=self._max_group_jobs,
+            fsync_count=self._fsync_count,
+            fsync_total_ms=self._fsync_total_s * 1000,
+            fsync_last_ms=self._fsync_last_s * 1000,
+            fsync_max_ms=self._fsync_max_s * 1000,
+        )
+
+    # --- the thread --------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        jobs: list[_Job] = []
+        try:
+            while True:
+                with self._cond:
+                    while not self._pending and not self._stopping:
+                        self._cond.wait()
+                    if not self._pending:
+                        return  # stopping, and everything is written
+                    jobs, self._pending = self._pending, []
+                self._commit(jobs)
+                jobs = []
+        except BaseException as e:  # a bug here must not strand any waiter
+            log.exception("storage writer failed")
+            with self._cond:
+                self._stopping = True
+                jobs, self._pending = jobs + self._pending, []
+            error = StorageError(f"storage writer failed: {e!r}")
+            error.__cause__ = e
+            for job in jobs:
+                job.error = job.error or error
+            self._post(jobs, None)
+
+    def _commit(self, jobs: list[_Job]) -> None:
+        store = self._store
+        written = 0
+        for job in jobs:
+            batch, job.batch = job.batch, None
+            assert batch is not None
+            try:
+                store._write_unsynced(batch)
+                written += 1
+            except BaseException as e:
+                job.error = e
+        sync_error: BaseException | None = None
+        if self.fsync and written:
+            start = time.perf_counter()
+            try:
+                store._sync_wal()
+            except BaseException as e:
+                sync_error = e
+            elapsed = time.perf_counter() - start
+            self._fsync_count += 1
+            self._fsync_total_s += elapsed
+            self._fsync_last_s = elapsed
+            self._fsync_max_s = max(self._fsync_max_s, elapsed)
+        self._jobs += len(jobs)
+        self._groups += 1
+        self._errors += len(jobs) - written if sync_error is None else len(jobs)
+        self._max_group_jobs = max(self._max_group_jobs, len(jobs))
+        self._post(jobs, sync_error)
+
+    def _post(self, jobs: list[_Job], sync_error: BaseException | None) -> None:
+        loop = self._loop
+        assert loop is not None
+        try:
+            loop.call_soon_threadsafe(_complete, loop, jobs, sync_error)
+        except RuntimeError:  # the loop is closed: nobody is left to tell
+            log.warning("event loop closed: %d storage write completions dropped", len(jobs))
+
+
+def _complete(
+    loop: asyncio.AbstractEventLoop, jobs: list[_Job], sync_error: BaseException | None
+) -> None:
+    """On the loop: resolve every job of a group, in submission order."""
+    for job in jobs:
+        error = job.error or sync_error
+        future = job.future
+        if future is not None:
+            if future.done():  # cancelled by its waiter
+                continue
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)
+        elif job.callback is not None:
+            try:
+                job.callback(error)
+            except Exception as e:
+                loop.call_exception_handler(
+                    {"message": "storage write callback failed", "exception": e}
+                )
