@@ -33,7 +33,7 @@ import secrets
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, cast
 
 from respkv.raft.types import AppendEntries, InstallSnapshot, Message, NodeId
 
@@ -61,6 +61,8 @@ from .handshake import (
 from .queue import QueueLimits, SendQueue
 
 log = logging.getLogger(__name__)
+
+REFUSAL_LOG_INTERVAL_S = 60.0
 
 __all__ = [
     "ForwardError",
@@ -185,7 +187,8 @@ class _Connection(asyncio.BufferedProtocol):
         self.remote = "?"
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # uvloop's transports do not subclass asyncio.Transport; they implement it.
+        transport = cast(asyncio.Transport, transport)
         self.transport = transport
         transport.set_write_buffer_limits(
             high=self.options.write_high_water_bytes, low=self.options.write_low_water_bytes
@@ -281,14 +284,16 @@ class _InboundConnection(_Connection):
 
     def _refuse(self, reason: str) -> None:
         who = f"node {self.peer_id}" if self.peer_id else "unidentified peer"
-        log.warning("refused peer connection from %s (%s): %s", self.remote, who, reason)
-        self.server.rejections.append(reason)
+        self.server.note_refusal(f"refused peer connection from {self.remote} ({who})", reason)
         self.reject(reason)
 
     def handle(self, frame: Message | Frame) -> None:
         if self._open:
             if isinstance(frame, Forward):
-                self.server.on_forward(frame, self)
+                try:
+                    self.server.on_forward(frame, self)
+                except Exception:
+                    log.exception("forward handler failed on request from node %s", self.peer_id)
                 return
             if isinstance(frame, (Hello, Welcome, Auth, HandshakeOk, Reject, ForwardReply)):
                 if type(frame) is Reject:
@@ -301,7 +306,10 @@ class _InboundConnection(_Connection):
                     f"{type(frame).__name__} from {frame.sender} to {frame.to} on the channel "
                     f"of node {self.peer_id} to node {self.me.node_id}"
                 )
-            self.server.on_message(frame)
+            try:
+                self.server.on_message(frame)
+            except Exception:  # a bug above us: keep the channel, say so loudly
+                log.exception("message handler failed on %r", frame)
             return
         match frame:
             case Hello() if self._hello is None:
@@ -309,8 +317,7 @@ class _InboundConnection(_Connection):
             case Auth() if self._hello is not None:
                 self._on_auth(frame)
             case Reject(reason=reason):
-                log.warning("peer at %s refused the handshake: %s", self.remote, reason)
-                self.server.rejections.append(f"peer refused: {reason}")
+                self.server.note_refusal(f"peer at {self.remote} refused us", reason)
                 self.close()
             case _:
                 raise PeerProtocolError(f"unexpected {type(frame).__name__} frame in handshake")
@@ -373,7 +380,7 @@ class _InboundConnection(_Connection):
     def protocol_error(self, exc: PeerProtocolError) -> None:
         who = f"node {self.peer_id}" if self.peer_id else f"unidentified peer {self.remote}"
         log.warning("closing connection from %s: %s", who, exc)
-        self.server.rejections.append(str(exc))
+        self.server.note_refusal(f"closing connection from {who}", str(exc))
         self.reject(str(exc))
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -408,6 +415,7 @@ class PeerServer:
         self.last_contact: dict[NodeId, float] = {}  # loop time, of closed connections too
         # Recent refusals (ours and the peers'), newest last; for tests and status.
         self.rejections: deque[str] = deque(maxlen=32)
+        self._refusal_logged: dict[str, float] = {}
 
     async def start(self, listen_address: str | None = None) -> tuple[str, int]:
         """Listen (on the advertised peer address unless told otherwise); the bound address."""
@@ -428,6 +436,18 @@ class PeerServer:
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
+
+    def note_refusal(self, what: str, reason: str) -> None:
+        """Log a refused handshake - once per reason and minute, as a misconfigured peer redials
+        every couple of seconds - and keep it for status."""
+        self.rejections.append(reason)
+        now = asyncio.get_running_loop().time()
+        key = reason
+        if now - self._refusal_logged.get(key, -1e9) >= REFUSAL_LOG_INTERVAL_S:
+            self._refusal_logged[key] = now
+            log.warning("%s: %s", what, reason)
+        else:
+            log.debug("%s: %s", what, reason)
 
     def disconnect(self, node_id: NodeId) -> None:
         """Drop the inbound connection of a peer (e.g. removed from the cluster)."""
