@@ -79,7 +79,7 @@ class Checker:
             known = committed.get(entry.index)
             if known is None:
                 committed[entry.index] = (entry.term, entry.data)
-                if entry.type is EntryType.NORMAL and entry.data:
+                if entry.type is EntryType.NORMAL and entry.data.startswith(b"["):
                     op = Command.decode(entry.data).client_op
                     other = self.op_index.setdefault(op, entry.index)
                     if other != entry.index:

@@ -33,7 +33,7 @@ from respkv.raft.types import (
 )
 
 from .checks import Checker, SimViolation
-from .linearizability import History, check
+from .linearizability import History, Kind, check
 from .node import Command, Disk, SimNode, members
 
 TICK = 10  # time units per Raft tick
@@ -165,7 +165,7 @@ class Cluster:
             election_timeout_ticks=10,
             heartbeat_ticks=1,
             read_mode=mode,
-            max_message_bytes=400,
+            max_message_bytes=120,
             max_inflight_messages=4,
             snapshot_chunk_bytes=self.options.snapshot_chunk_bytes,
             snapshot_window_chunks=2,
@@ -293,7 +293,9 @@ class Cluster:
 
     def _start_write(self, client: int, node: SimNode, key: str, kind: str) -> None:
         value = self.rng.randrange(1, 1_000_000) if kind == "set" else 0
-        op_id = self.history.invoke(client, key, kind, value if kind == "set" else None)
+        op_id = self.history.invoke(
+            client, key, Kind.SET if kind == "set" else Kind.INCR, value if kind == "set" else None
+        )
         command = Command(kind, key, value, op_id)
         try:
             index = node.raft.propose(command.encode())
@@ -307,7 +309,7 @@ class Cluster:
         self._client_of[op_id] = client
 
     def _start_read(self, client: int, node: SimNode, key: str) -> None:
-        op_id = self.history.invoke(client, key, "get", None)
+        op_id = self.history.invoke(client, key, Kind.GET)
         self._client_of[op_id] = client
         if self.options.bug == "stale-read":  # bug: no ReadIndex, just the local state
             self.history.ok(op_id, node.data.get(key))
@@ -390,6 +392,8 @@ class Cluster:
 
     def _partition(self) -> None:
         ids = self._member_ids()
+        if len(ids) < 2:
+            return
         self.rng.shuffle(ids)
         cut = self.rng.randrange(1, len(ids))
         side_a, side_b = ids[:cut], ids[cut:]
@@ -399,6 +403,8 @@ class Cluster:
 
     def _one_way_partition(self) -> None:
         ids = self._member_ids()
+        if len(ids) < 2:
+            return
         a, b = self.rng.sample(ids, 2)
         self.blocked.add((a, b))
 
@@ -474,7 +480,7 @@ class Cluster:
                 f"{opts.heal_ticks} ticks after healing ({self._describe()})"
             )
         self.checker.converged([n for n in self.nodes.values() if n.alive])
-        result = check(self.history.operations())
+        result = check(self.history.operations(), budget_steps=2_000_000)
         if result.ok is False:
             raise SimViolation(f"history is not linearizable: {result.explanation}")
 

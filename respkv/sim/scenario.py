@@ -20,9 +20,9 @@ Commands (node ids are integers):
     compact N index            N's application compacts its log up to index
     partition 1 2 | 3          messages between the two sides are dropped
     heal                       undo every partition
-    crash N | restart N        a crash loses N's unsynced Ready
+    crash N | restart N        a crash loses N's unsynced Ready and unsent messages
     stabilize                  deliver messages and process Readies until nothing moves
-    deliver [N]                deliver the messages queued now (to N only)
+    deliver [N [count]]        deliver the messages queued now (to N only; the first count)
     status [N]                 role, term, leader, log and commit of N (or every node)
 
 Messages, persisted entries, applied entries, read states and role changes are printed as they
@@ -52,9 +52,11 @@ from respkv.raft.types import (
     ReadIndexResponse,
     RequestVote,
     RequestVoteResponse,
+    Role,
     TimeoutNow,
 )
 
+from .checks import Checker
 from .node import Disk, SimNode, members
 
 
@@ -118,8 +120,19 @@ def format_message(m: Message) -> str:
 class Scenario:
     """Deterministic driver: persistence is immediate, delivery is FIFO and explicit."""
 
-    def __init__(self, raft_class: type[RaftNode] = RaftNode) -> None:
+    def __init__(
+        self,
+        raft_class: type[RaftNode] = RaftNode,
+        max_message_bytes: int = 1 << 20,
+        checker: Checker | None = None,
+        pre_vote: bool = True,
+        check_quorum: bool = True,
+    ) -> None:
         self.raft_class = raft_class
+        self.pre_vote = pre_vote
+        self.check_quorum = check_quorum
+        self.max_message_bytes = max_message_bytes
+        self.checker = checker
         self.nodes: dict[NodeId, SimNode] = {}
         self.queue: list[Message] = []
         self.blocked: set[tuple[NodeId, NodeId]] = set()
@@ -132,7 +145,13 @@ class Scenario:
 
     def _create(self, node_id: NodeId, disk: Disk) -> None:
         config = RaftConfig(
-            node_id, election_timeout_ticks=10, snapshot_chunk_bytes=16, snapshot_window_chunks=1
+            node_id,
+            election_timeout_ticks=10,
+            max_message_bytes=self.max_message_bytes,
+            pre_vote=self.pre_vote,
+            check_quorum=self.check_quorum,
+            snapshot_chunk_bytes=16,
+            snapshot_window_chunks=1,
         )
         self.nodes[node_id] = SimNode(config, disk, random.Random(node_id), 16, self.raft_class)
 
@@ -159,6 +178,11 @@ class Scenario:
             if rd.committed_entries:
                 listed = ", ".join(format_entry(e) for e in rd.committed_entries)
                 self.out.append(f"{node_id} applied [{listed}]")
+            if self.checker is not None:
+                self.checker.persisted(node, rd)
+                if rd.soft_state is not None and rd.soft_state.role is Role.LEADER:
+                    self.checker.leader_elected(node, rd.soft_state.term, self.nodes.values())
+                self.checker.applied(node, rd.committed_entries)
             for rs in rd.read_states:
                 verdict = "rejected" if rs.rejected else f"index={rs.index}"
                 self.out.append(f"{node_id} read {rs.context.decode()} {verdict}")
@@ -167,9 +191,9 @@ class Scenario:
             node.persisting = None
         return moved
 
-    def _deliver(self, only: NodeId | None = None) -> bool:
-        batch = [m for m in self.queue if only is None or m.to == only]
-        self.queue = [m for m in self.queue if not (only is None or m.to == only)]
+    def _deliver(self, only: NodeId | None = None, count: int | None = None) -> bool:
+        batch = [m for m in self.queue if only is None or m.to == only][:count]
+        self.queue = [m for m in self.queue if not any(m is b for b in batch)]
         for m in batch:
             node = self.nodes.get(m.to)
             if node is None or not node.alive or (m.sender, m.to) in self.blocked:
@@ -259,6 +283,7 @@ class Scenario:
         n = self._node(node)
         n.alive = False
         n.persisting = None
+        self.queue = [m for m in self.queue if m.sender != n.id]  # died in its send buffers
 
     def cmd_restart(self, node: str) -> None:
         n = self._node(node)
@@ -272,8 +297,8 @@ class Scenario:
                 return
         raise AssertionError("stabilize did not converge")
 
-    def cmd_deliver(self, node: str | None = None) -> None:
-        self._deliver(NodeId(int(node)) if node else None)
+    def cmd_deliver(self, node: str | None = None, count: str | None = None) -> None:
+        self._deliver(NodeId(int(node)) if node else None, int(count) if count else None)
 
     def cmd_status(self, node: str | None = None) -> None:
         targets = [self._node(node)] if node else [self.nodes[k] for k in sorted(self.nodes)]
