@@ -236,6 +236,13 @@ def test_accept_unknown_node_when_joining() -> None:
         ):
             leader.net.send([hb(2, 1)])
             await wait_until(lambda: len(joiner.received) == 1)
+            hello = joiner.net.peer_hello(NodeId(2))
+            assert hello is not None and hello.peer_address == cluster[NodeId(2)]
+            assert hello.client_address == "127.0.0.1:6002"
+            # The joiner learns the leader's address from it and can answer.
+            joiner.net.update_members({NodeId(2): hello.peer_address})
+            joiner.net.send([hb(1, 2)])
+            await wait_until(lambda: len(leader.received) == 1)
 
     run(main())
 
@@ -603,5 +610,65 @@ def test_heartbeat_not_stuck_behind_multi_megabyte_appends(loop: str) -> None:
             print("arrival order:", kinds)
             assert kinds.index("RequestVote") == position + 1
             assert [m for m in b.received if isinstance(m, AppendEntries)] == appends
+
+    run(main(), loop)
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_stalled_reader_costs_bounded_memory(loop: str) -> None:
+    """A peer that completes the handshake and then stops reading: the socket buffer stops at
+    the high-water mark (plus one frame) and the queue at its bounds; the loop stays free."""
+
+    async def main() -> None:
+        cluster = make_cluster(2)
+        stalled: list[asyncio.Transport] = []
+
+        class Stalled(asyncio.Protocol):
+            def __init__(self) -> None:
+                self.decoder = FrameDecoder()
+
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                self.transport = transport
+
+            def data_received(self, data: bytes) -> None:
+                from respkv.peer.frames import Auth, HandshakeOk, Welcome
+
+                self.decoder.feed(data)
+                for frame in self.decoder:
+                    if isinstance(frame, Hello):
+                        self.transport.write(encode(Welcome(1, NodeId(2), b"", b"")))  # type: ignore[attr-defined]
+                    elif isinstance(frame, Auth):
+                        self.transport.write(encode(HandshakeOk()))  # type: ignore[attr-defined]
+                        self.transport.pause_reading()  # type: ignore[attr-defined]
+                        stalled.append(self.transport)  # type: ignore[arg-type]
+
+        host, port = cluster[NodeId(2)].rsplit(":", 1)
+        server = await asyncio.get_running_loop().create_server(Stalled, host, int(port))
+        limits = QueueLimits(max_bulk_messages=1000, max_bulk_bytes=8 << 20)
+        options = dataclasses.replace(
+            FAST, queue=limits, write_high_water_bytes=1 << 20, write_low_water_bytes=1 << 18
+        )
+        async with Node(1, cluster, options=options) as a:
+            client = a.net.client(NodeId(2))
+            assert client is not None
+            await wait_until(lambda: client.connected and bool(stalled))
+            chunk = b"s" * (256 << 10)
+            ticks = 0
+            for i in range(400):  # 100 MB offered
+                entry = Entry(1, i + 1, EntryType.NORMAL, chunk)
+                a.net.send([AppendEntries(1, a.id, NodeId(2), i, 1, (entry,), 0), hb(1, 2, i)])
+                await asyncio.sleep(0)
+                ticks += 1
+            await asyncio.sleep(0.1)
+            conn = client._conn
+            assert conn is not None and conn.transport is not None
+            assert conn.write_paused
+            buffered = conn.transport.get_write_buffer_size()
+            assert buffered <= (1 << 20) + len(chunk) + 1024
+            assert client.queue.bulk_bytes <= 8 << 20
+            assert client.queue.dropped_messages > 0
+            assert ticks == 400
+        server.close()
+        await server.wait_closed()
 
     run(main(), loop)

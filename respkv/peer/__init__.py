@@ -1,0 +1,70 @@
+"""The RESP-framed Raft peer channel: codec (pure), handshake rules (pure), send queue (pure),
+and the asyncio transport (listener, per-peer dialers, the PeerNetwork facade)."""
+
+from .codec import (
+    FrameDecoder,
+    PeerProtocolError,
+    decode_frame,
+    encode,
+    encode_frame,
+    encode_message,
+)
+from .frames import (
+    PROTOCOL_VERSION,
+    Auth,
+    Forward,
+    ForwardReply,
+    Frame,
+    HandshakeOk,
+    Hello,
+    Reject,
+    Welcome,
+)
+from .handshake import PeerIdentity
+from .queue import QueueLimits
+from .transport import (
+    ForwardError,
+    ForwardNotSent,
+    ForwardOutcomeUnknown,
+    ForwardResponder,
+    HandshakeRejected,
+    PeerClient,
+    PeerError,
+    PeerNetwork,
+    PeerOptions,
+    PeerServer,
+    PeerStatus,
+    parse_address,
+)
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "Auth",
+    "Forward",
+    "ForwardError",
+    "ForwardNotSent",
+    "ForwardOutcomeUnknown",
+    "ForwardReply",
+    "ForwardResponder",
+    "Frame",
+    "FrameDecoder",
+    "HandshakeOk",
+    "HandshakeRejected",
+    "Hello",
+    "PeerClient",
+    "PeerError",
+    "PeerIdentity",
+    "PeerNetwork",
+    "PeerOptions",
+    "PeerProtocolError",
+    "PeerServer",
+    "PeerStatus",
+    "QueueLimits",
+    "Reject",
+    "Welcome",
+    "decode_frame",
+    "encode",
+    "encode_frame",
+    "encode_message",
+    "parse_address",
+]

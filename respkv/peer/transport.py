@@ -261,7 +261,7 @@ class _InboundConnection(_Connection):
         super().__init__(server.options, server.me)
         self.server = server
         self.peer_id = NodeId(0)  # known after Hello; trusted after Auth
-        self._hello: Hello | None = None
+        self.hello: Hello | None = None
         self._nonce = b""
         self._open = False
         self._handshake_timer: asyncio.TimerHandle | None = None
@@ -312,9 +312,9 @@ class _InboundConnection(_Connection):
                 log.exception("message handler failed on %r", frame)
             return
         match frame:
-            case Hello() if self._hello is None:
+            case Hello() if self.hello is None:
                 self._on_hello(frame)
-            case Auth() if self._hello is not None:
+            case Auth() if self.hello is not None:
                 self._on_auth(frame)
             case Reject(reason=reason):
                 self.server.note_refusal(f"peer at {self.remote} refused us", reason)
@@ -323,7 +323,7 @@ class _InboundConnection(_Connection):
                 raise PeerProtocolError(f"unexpected {type(frame).__name__} frame in handshake")
 
     def _on_hello(self, hello: Hello) -> None:
-        self._hello = hello
+        self.hello = hello
         self.peer_id = hello.node_id
         server = self.server
         reason = check_hello(self.me, hello, server.known_members(), server.accept_unknown())
@@ -343,7 +343,7 @@ class _InboundConnection(_Connection):
         self.write(encode_frame(Welcome(PROTOCOL_VERSION, self.me.node_id, self._nonce, proof)))
 
     def _on_auth(self, auth: Auth) -> None:
-        hello = self._hello
+        hello = self.hello
         assert hello is not None
         expected = dialer_proof(
             self.me.secret,
@@ -412,6 +412,9 @@ class PeerServer:
         self._server: asyncio.Server | None = None
         self._connections: set[_InboundConnection] = set()
         self.inbound: dict[NodeId, _InboundConnection] = {}  # open, by peer id
+        # The last accepted Hello of each peer: its advertised peer and client addresses (how a
+        # joining node learns where the leader that dialed it lives).
+        self.hellos: dict[NodeId, Hello] = {}
         self.last_contact: dict[NodeId, float] = {}  # loop time, of closed connections too
         # Recent refusals (ours and the peers'), newest last; for tests and status.
         self.rejections: deque[str] = deque(maxlen=32)
@@ -463,6 +466,8 @@ class PeerServer:
     def _opened(self, conn: _InboundConnection) -> None:
         old = self.inbound.get(conn.peer_id)
         self.inbound[conn.peer_id] = conn
+        if conn.hello is not None:
+            self.hellos[conn.peer_id] = conn.hello
         log.info("peer %s connected from %s", conn.peer_id, conn.remote)
         if old is not None and old is not conn:
             old.close()  # the peer reconnected; the old one is half-open at best
@@ -888,6 +893,10 @@ class PeerNetwork:
             future.set_exception(ForwardNotSent(f"node {to} is not a known peer"))
             return future
         return client.forward(db, argv, protocol)
+
+    def peer_hello(self, node_id: NodeId) -> Hello | None:
+        """What the peer said about itself when it last connected to us (addresses, ...)."""
+        return self.server.hellos.get(node_id)
 
     def client(self, node_id: NodeId) -> PeerClient | None:
         return self._clients.get(node_id)
