@@ -75,7 +75,7 @@ class Reject:
 class Forward:
     """A client command a follower forwards to the leader."""
 
-    request_id: int  # unique per dialer connection lifetime; the reply carries it back
+    request_id: int  # never reused by a dialer for the same peer; the reply carries it back
     db: int
     protocol: int  # 2 or 3: the RESP version the reply payload must be encoded in
     argv: tuple[bytes, ...]

@@ -700,8 +700,8 @@ class PeerClient:
     def _flush(self) -> None:
         self._flush_scheduled = False
         conn = self._conn
-        if conn is None or conn.write_paused or conn.transport is None:
-            return
+        if conn is None or conn.write_paused or conn.closing or conn.transport is None:
+            return  # a closing connection would lose the frames; the next one sends them
         transport = conn.transport
         # Not paused means the buffer is below high water: write at least one bulk frame.
         budget = max(1, self.options.write_high_water_bytes - transport.get_write_buffer_size())
@@ -745,7 +745,7 @@ class PeerClient:
 
     def _record_failure(self, exc: BaseException) -> None:
         if isinstance(exc, TimeoutError):
-            error = f"timed out connecting to {self.address}"
+            error = f"timed out connecting to {self.address} (or in the handshake)"
         elif isinstance(exc, PeerError):
             error = str(exc)
         else:
