@@ -140,3 +140,39 @@ def test_data_without_identity_is_refused(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(StorageError, match="no respkv identity record"):
         Store.open(tmp_path, 1)
+
+
+def _drop_family(store: Store, name: str) -> None:
+    store._cfs.pop(name).close()
+    del store._handles[name]
+    store._db.drop_column_family(name)
+
+
+def test_inactive_keyspace_dropped_by_a_crash_is_recreated(tmp_path: Path) -> None:
+    store = Store.open(tmp_path, 1)
+    store.keyspace.write({b"k": b"v"}, 1)
+    inactive = store._inactive_keyspace_name()
+    _drop_family(store, inactive)  # a crash between drop and re-create
+    store.close()
+    with Store.open(tmp_path, 1) as store:
+        assert store.keyspace.get(b"k") == b"v"
+        assert inactive in Rdict.list_cf(str(tmp_path))
+
+
+def test_leftovers_in_the_inactive_keyspace_are_dropped_on_open(tmp_path: Path) -> None:
+    store = Store.open(tmp_path, 1)
+    store.keyspace.write({b"k": b"v"}, 1)
+    inactive = store._inactive_keyspace_name()
+    store._cfs[inactive][b"partial"] = b"snapshot"  # an install interrupted before its flip
+    store.close()
+    with Store.open(tmp_path, 1) as store:
+        assert list(store._cfs[inactive].keys()) == []
+        assert list(store.keyspace.iterate(b"")) == [(b"k", b"v")]
+
+
+def test_missing_active_keyspace_is_reported(tmp_path: Path) -> None:
+    store = Store.open(tmp_path, 1)
+    _drop_family(store, store.keyspace.cf_name)
+    store.close()
+    with pytest.raises(StorageError, match="active keyspace column family 'keyspace' is missing"):
+        Store.open(tmp_path, 1)

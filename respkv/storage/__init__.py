@@ -9,6 +9,16 @@
 from .errors import StorageError
 from .keyspace import KeyspaceBackend
 from .raftlog import LoadedState, RaftLogStore
+from .snapshot import (
+    SnapshotExport,
+    begin_export,
+    export_snapshot,
+    install_snapshot,
+    iter_snapshot,
+    read_chunk,
+    read_snapshot_meta,
+    write_chunk,
+)
 from .store import Store
 from .writer import DoneCallback, StorageWriter, WriterStats
 
@@ -17,8 +27,16 @@ __all__ = [
     "KeyspaceBackend",
     "LoadedState",
     "RaftLogStore",
+    "SnapshotExport",
     "StorageError",
     "StorageWriter",
     "Store",
     "WriterStats",
+    "begin_export",
+    "export_snapshot",
+    "install_snapshot",
+    "iter_snapshot",
+    "read_chunk",
+    "read_snapshot_meta",
+    "write_chunk",
 ]

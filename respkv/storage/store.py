@@ -107,11 +107,16 @@ class Store:
         if node_id < 1:
             raise ValueError(f"node ids start at 1, got {node_id}")
         where = Path(path)
-        _check_directory(where)
+        families = _check_directory(where)
         db = _open_rocksdb(where, block_cache_bytes)
         store: Store | None = None
         try:
             store = cls(where, db, block_cache_bytes)
+            if families is not None and store.keyspace.cf_name not in families:
+                raise StorageError(
+                    f"data dir {where} is damaged: the active keyspace column family "
+                    f"{store.keyspace.cf_name!r} is missing"
+                )
             store._check_identity(NodeId(node_id), cluster_id)
             store._empty_inactive_keyspace()
         except BaseException:
@@ -306,12 +311,15 @@ def _cf_options(name: str, block_cache_bytes: int) -> Options:
     return opt
 
 
-def _check_directory(path: Path) -> None:
-    """Refuse, before RocksDB touches it, a directory that is not (yet) a respkv store."""
+def _check_directory(path: Path) -> list[str] | None:
+    """Refuse, before RocksDB touches it, a directory that is not (yet) a respkv store.
+
+    Returns the column families of an existing store, None for a new one.
+    """
     if path.exists() and not path.is_dir():
         raise StorageError(f"data dir {path} is not a directory")
     if not path.exists() or not any(path.iterdir()):
-        return  # a new store
+        return None
     if not (path / "CURRENT").is_file():
         raise StorageError(
             f"data dir {path} is not a respkv store: it holds files but no RocksDB database"
@@ -320,12 +328,15 @@ def _check_directory(path: Path) -> None:
         families = Rdict.list_cf(str(path))
     except Exception as e:
         raise StorageError(f"data dir {path} is not a readable RocksDB database: {e}") from e
-    missing = [name for name in (CF_RAFT_LOG, CF_RAFT_META, CF_KEYSPACE) if name not in families]
+    # The keyspace families may be missing: an inactive one is dropped and re-created to
+    # empty it, and a crash can fall in between (checked again once the active one is known).
+    missing = [name for name in (CF_RAFT_LOG, CF_RAFT_META) if name not in families]
     if missing:
         raise StorageError(
             f"data dir {path} is a RocksDB database but not a respkv store "
             f"(column families {sorted(families)}, missing {missing})"
         )
+    return families
 
 
 def _open_rocksdb(path: Path, block_cache_bytes: int) -> Rdict:
