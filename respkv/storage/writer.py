@@ -51,6 +51,9 @@ DoneCallback = Callable[[BaseException | None], None]
 
 @dataclass(frozen=True, slots=True)
 class WriterStats:
+    """Counters for metrics. ``fsync_*_ms`` time ``flush_wal(sync=True)``, which includes
+    re-taking the GIL afterwards (up to ``sys.getswitchinterval()`` on a busy loop)."""
+
     jobs: int  # batches written (successfully or not)
     groups: int  # write rounds; each ends with one fsync when fsync is on
     errors: int  # batches completed with an error
