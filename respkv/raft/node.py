@@ -313,11 +313,31 @@ class RaftNode:
         else:
             self._send_append(target)
 
-    def compact(self, index: Index) -> None:
-        """The application's state covers everything up to ``index``: drop those entries."""
+    def read_index_now(self) -> Index | None:
+        """The read index, when it can be decided without a round trip: this node leads, has
+        committed in its term, and is the only voter or holds a lease (ReadMode.LEASE)."""
+        if (
+            self.role is Role.LEADER
+            and self._committed_in_term()
+            and (self.config.read_mode is ReadMode.LEASE or self.conf.voters == {self.id})
+        ):
+            return self.log.committed
+        return None
+
+    def compact(self, index: Index) -> SnapshotMeta:
+        """The application's state covers everything up to ``index``: drop those entries.
+
+        Returns the new start of the log (index, term and membership there), which the host
+        stores with its own compaction so that a restart rebuilds the same membership.
+        """
         self.log.compact(Index(min(index, self.log.applied)))
         self._conf_base = self._conf_at(self.log.snapshot_index)
         self._conf_records = [r for r in self._conf_records if r[0] > self.log.snapshot_index]
+        return SnapshotMeta(self.log.snapshot_index, self.log.snapshot_term, self._conf_base)
+
+    def conf_at(self, index: Index) -> ConfState:
+        """The membership in force at ``index`` (for snapshots taken at the applied index)."""
+        return self._conf_at(index)
 
     # --- output ----------------------------------------------------------------------------
 

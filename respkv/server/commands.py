@@ -1,0 +1,637 @@
+"""Commands the server answers itself: connection state, introspection, configuration.
+
+Each handler takes (server, connection, argv) and returns a reply value. Data commands live in
+``respkv.kv``; these never touch the keyspace except through the state machine's reads.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import sys
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from respkv import REDIS_COMPAT_VERSION, __version__
+from respkv.resp.replies import OK, PONG, ErrorReply, SimpleString, Verbatim
+
+if TYPE_CHECKING:
+    from .app import Server
+    from .connection import ClientConnection
+
+Handler = Callable[["Server", "ClientConnection", list[bytes]], Any]
+HANDLERS: dict[bytes, Handler] = {}
+# Commands a client may send before AUTH, as in Redis.
+NO_AUTH = {b"auth", b"hello", b"quit", b"reset"}
+
+
+def command(name: str) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        HANDLERS[name.encode()] = handler
+        return handler
+
+    return register
+
+
+def syntax_error() -> ErrorReply:
+    return ErrorReply("ERR syntax error")
+
+
+def parse_int(value: bytes) -> int | None:
+    try:
+        number = int(value)
+    except ValueError:
+        return None
+    if value != str(number).encode() or not -(2**63) <= number < 2**63:
+        return None
+    return number
+
+
+def unknown_subcommand(argv: list[bytes]) -> ErrorReply:
+    return ErrorReply(
+        f"ERR unknown subcommand '{argv[1].decode(errors='replace')}'. Try "
+        f"{argv[0].decode(errors='replace').upper()} HELP."
+    )
+
+
+def subcommand_arity(argv: list[bytes]) -> ErrorReply:
+    name = f"{argv[0].decode(errors='replace')}|{argv[1].decode(errors='replace')}".lower()
+    return ErrorReply(f"ERR wrong number of arguments for '{name}' command")
+
+
+# --- connection ------------------------------------------------------------------------------
+
+
+@command("ping")
+def ping(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
+    if len(argv) > 2:
+        return ErrorReply("ERR wrong number of arguments for 'ping' command")
+    return argv[1] if len(argv) == 2 else PONG
+
+
+@command("echo")
+def echo(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
+    return argv[1]
+
+
+@command("quit")
+def quit_(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
+    conn.close_after_flush()
+    return OK
+
+
+@command("select")
+def select(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
+    db = parse_int(argv[1])
+    if db is None:
+        return ErrorReply("ERR value is not an integer or out of range")
+    if not 0 <= db < server.config.server.databases:
+        return ErrorReply("ERR DB index is out of range")
+    conn.db = db
+    return OK
+
+
+def _check_password(server: Server, user: bytes, password: bytes) -> bool:
+    return (
+        user == b"default" and bool(server.requirepass) and password == server.requirepass.encode()
+    )
+
+
+@command("auth")
+def auth(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
+    if len(argv) > 3:
+        return syntax_error()
+    user, password = (argv[1], argv[2]) if len(argv) == 3 else (b"default", argv[1])
+    if not server.requirepass and len(argv) == 2:
+        return ErrorReply(
+            "ERR AUTH <password> called without any password configured for the default user. "
+            "Are you sure your configuration is correct?"
+        )
+    if not _check_password(server, user, password):
+        return ErrorReply("WRONGPASS invalid username-password pair or user is disabled.")
+    conn.authenticated = True
+    conn.user = user.decode(errors="replace")
+    return OK
+
+
+@command("hello")
+def hello(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
+    protocol = conn.protocol
+    position = 1
+    if len(argv) > 1:
+        version = parse_int(argv[1])
+        if version is None:
+            return ErrorReply("ERR Protocol version is not an integer or out of range")
+        if version not in (2, 3):
+            return ErrorReply("NOPROTO unsupported protocol version")
+        protocol = version
+        position = 2
+    name: bytes | None = None
+    while position < len(argv):
+        option = argv[position].lower()
+        remaining = len(argv) - position - 1
+        if option == b"auth" and remaining >= 2:
+            user, password = argv[position + 1], argv[position + 2]
+            if not _check_password(server, user, password):
+                return ErrorReply("WRONGPASS invalid username-password pair or user is disabled.")
+            conn.authenticated = True
+            position += 3
+        elif option == b"setname" and remaining >= 1:
+            name = argv[position + 1]
+            if b" " in name or b"\n" in name:
+                return ErrorReply(
+                    "ERR Client names cannot contain spaces, newlines or special characters."
+                )
+            position += 2
+        else:
+            return ErrorReply(
+                f"ERR Syntax error in HELLO option '{argv[position].decode(errors='replace')}'"
+            )
+    if not conn.authenticated:
+        return ErrorReply(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the "
+            "HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and "
+            "select the RESP protocol version at the same time"
+        )
+    conn.protocol = protocol
+    if name is not None:
+        conn.name = name
+    runtime = server.runtime
+    role = "master" if runtime is None or runtime.is_leader else "replica"
+    return {
+        b"server": b"redis",
+        b"version": REDIS_COMPAT_VERSION.encode(),
+        b"proto": protocol,
+        b"id": conn.id,
+        b"mode": b"standalone",
+        b"role": role.encode(),
+        b"modules": [],
+    }
+
+
+@command("reset")
+def reset(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
+    conn.db = 0
+    conn.protocol = 2
+    conn.name = b""
+    conn.readonly = False
+    conn.authenticated = not server.requirepass
+    return SimpleString(b"RESET")
+
+
+@command("readonly")
+def readonly(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
+    conn.readonly = True
+    return OK
+
+
+@command("readwrite")
+def readwrite(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
+    conn.readonly = False
+    return OK
+
+
+# --- CLIENT ----------------------------------------------------------------------------------
+
+
+def client_info_line(server: Server, c: ClientConnection) -> bytes:
+    now = time.time()
+    fields = [
+        f"id={c.id}",
+        f"addr={c.addr}",
+        f"laddr={c.laddr}",
+        "fd=-1",
+        f"name={c.name.decode(errors='replace')}",
+        f"age={int(now - c.created_at)}",
+        "idle=0",
+        "flags=" + ("r" if c.readonly else "N"),
+        f"db={c.db}",
+        "sub=0",
+        "psub=0",
+        "ssub=0",
+        "multi=-1",
+        f"qbuf={c.parser.buffered_bytes if hasattr(c.parser, 'buffered_bytes') else 0}",
+        "qbuf-free=0",
+        "argv-mem=0",
+        "multi-mem=0",
+        "rbs=65536",
+        "rbp=0",
+        "obl=0",
+        "oll=0",
+        "omem=0",
+        "tot-mem=0",
+        "events=r",
+        f"cmd={c.last_command.decode(errors='replace')}",
+        f"user={c.user}",
+        "redir=-1",
+        f"resp={c.protocol}",
+        f"lib-name={c.lib_name.decode(errors='replace')}",
+        f"lib-ver={c.lib_version.decode(errors='replace')}",
+    ]
+    return " ".join(fields).encode()
+
+
+@command("client")
+def client(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
+    if len(argv) < 2:
+        return ErrorReply("ERR wrong number of arguments for 'client' command")
+    sub = argv[1].lower()
+    if sub == b"id" and len(argv) == 2:
+        return conn.id
+    if sub == b"getname" and len(argv) == 2:
+        return conn.name or None
+    if sub == b"setname" and len(argv) == 3:
+        name = argv[2]
+        if any(ch <= 32 or ch > 126 for ch in name):
+            return ErrorReply(
+                "ERR Client names cannot contain spaces, newlines or special characters."
+            )
+        conn.name = name
+        return OK
+    if sub == b"setinfo" and len(argv) == 4:
+        attr, value = argv[2].lower(), argv[3]
+        if attr == b"lib-name":
+            conn.lib_name = value
+        elif attr == b"lib-ver":
+            conn.lib_version = value
+        else:
+            return ErrorReply(f"ERR Unrecognized option '{argv[2].decode(errors='replace')}'")
+        return OK
+    if sub == b"info" and len(argv) == 2:
+        return Verbatim(b"txt", client_info_line(server, conn) + b"\n")
+    if sub == b"list":
+        lines = [client_info_line(server, c) + b"\n" for c in server.clients.values()]
+        return Verbatim(b"txt", b"".join(lines))
+    if sub == b"kill" and len(argv) >= 3:
+        return _client_kill(server, conn, argv)
+    if sub in (b"no-evict", b"no-touch", b"reply") and len(argv) == 3:
+        return OK
+    if sub == b"help":
+        return [
+            b"CLIENT <subcommand> [<arg> ...]. Subcommands are: ID, GETNAME, SETNAME, "
+            b"SETINFO, INFO, LIST, KILL."
+        ]
+    if sub in (b"id", b"getname", b"setname", b"setinfo", b"info", b"kill"):
+        return subcommand_arity(argv)
+    return unknown_subcommand(argv)
+
+
+def _client_kill(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
+    if len(argv) == 3:  # old form: CLIENT KILL addr:port
+        target = argv[2].decode(errors="replace")
+        for c in list(server.clients.values()):
+            if c.addr == target:
+                c.close_after_flush() if c is conn else c.kill()
+                return OK
+        return ErrorReply("ERR No such client")
+    killed = 0
+    filters = argv[2:]
+    if len(filters) % 2:
+        return syntax_error()
+    for c in list(server.clients.values()):
+        match = True
+        for key, value in zip(filters[::2], filters[1::2], strict=True):
+            key = key.lower()
+            if key == b"id":
+                match &= str(c.id).encode() == value
+            elif key == b"addr":
+                match &= c.addr.encode() == value
+            elif key == b"laddr":
+                match &= c.laddr.encode() == value
+            elif key == b"user":
+                match &= c.user.encode() == value
+            elif key == b"skipme":
+                match &= not (value.lower() == b"yes" and c is conn)
+            else:
+                return syntax_error()
+        if match:
+            killed += 1
+            c.close_after_flush() if c is conn else c.kill()
+    return killed
+
+
+# --- server ----------------------------------------------------------------------------------
+
+
+@command("time")
+def time_(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
+    now = time.time_ns() // 1000
+    return [str(now // 1_000_000).encode(), str(now % 1_000_000).encode()]
+
+
+@command("lastsave")
+def lastsave(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
+    return server.lastsave
+
+
+# Parameters respkv honours: name -> (getter, setter or None for read-only).
+def _parameters(
+    server: Server,
+) -> dict[str, tuple[Callable[[], str], Callable[[str], str | None] | None]]:
+    c = server.config
+
+    def set_password(value: str) -> str | None:
+        server.requirepass = value
+        return None
+
+    def set_maxclients(value: str) -> str | None:
+        number = parse_int(value.encode())
+        if number is None or number < 1:
+            return "argument must be a positive integer"
+        server.maxclients = number
+        return None
+
+    def set_level(value: str) -> str | None:
+        import logging
+
+        if value.lower() not in ("debug", "verbose", "notice", "warning"):
+            return (
+                "argument(s) must be one of the following: debug, verbose, notice, warning, nothing"
+            )
+        logging.getLogger("respkv").setLevel(
+            {"debug": "DEBUG", "verbose": "INFO", "notice": "INFO", "warning": "WARNING"}[
+                value.lower()
+            ]
+        )
+        server.ignored_parameters["loglevel"] = value.lower()
+        return None
+
+    return {
+        "requirepass": (lambda: server.requirepass, set_password),
+        "maxclients": (lambda: str(server.maxclients), set_maxclients),
+        "databases": (lambda: str(c.server.databases), None),
+        "port": (lambda: str(server.port), None),
+        "bind": (lambda: c.server.bind, None),
+        "dir": (lambda: str(c.data_dir.resolve()), None),
+        "proto-max-bulk-len": (lambda: str(c.server.proto_max_bulk_len), None),
+        "client-query-buffer-limit": (lambda: str(c.server.client_query_buffer_limit), None),
+        "loglevel": (lambda: server.ignored_parameters.get("loglevel", "notice"), set_level),
+        "appendfsync": (lambda: "always" if c.raft.fsync else "no", None),
+    }
+
+
+# Redis parameters with no meaning here: accepted and echoed, so tools that tune them work.
+IGNORED_DEFAULTS = {
+    "save": "",
+    "appendonly": "no",
+    "maxmemory": "0",
+    "maxmemory-policy": "noeviction",
+    "timeout": "0",
+    "tcp-keepalive": "300",
+    "hash-max-listpack-entries": "128",
+    "hash-max-listpack-value": "64",
+    "hash-max-ziplist-entries": "128",
+    "hash-max-ziplist-value": "64",
+    "list-max-listpack-size": "-2",
+    "list-max-ziplist-size": "-2",
+    "list-compress-depth": "0",
+    "set-max-intset-entries": "512",
+    "set-max-listpack-entries": "128",
+    "set-max-listpack-value": "64",
+    "zset-max-listpack-entries": "128",
+    "zset-max-listpack-value": "64",
+    "zset-max-ziplist-entries": "128",
+    "zset-max-ziplist-value": "64",
+    "activerehashing": "yes",
+    "lazyfree-lazy-eviction": "no",
+    "lazyfree-lazy-expire": "no",
+    "lazyfree-lazy-server-del": "no",
+    "lazyfree-lazy-user-del": "no",
+    "lazyfree-lazy-user-flush": "no",
+    "notify-keyspace-events": "",
+    "slowlog-log-slower-than": "10000",
+    "slowlog-max-len": "128",
+    "latency-monitor-threshold": "0",
+    "lua-time-limit": "5000",
+    "busy-reply-threshold": "5000",
+    "hz": "10",
+    "dynamic-hz": "yes",
+    "protected-mode": "yes",
+    "stop-writes-on-bgsave-error": "yes",
+    "rdbcompression": "yes",
+    "appendfilename": "appendonly.aof",
+    "maxmemory-samples": "5",
+    "active-expire-effort": "1",
+    "close-on-oom": "no",
+    "enable-debug-command": "no",
+}
+
+
+def _glob_match(pattern: str, name: str) -> bool:
+    import fnmatch
+
+    return fnmatch.fnmatchcase(name, pattern)
+
+
+@command("config")
+def config(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
+    if len(argv) < 2:
+        return ErrorReply("ERR wrong number of arguments for 'config' command")
+    sub = argv[1].lower()
+    honoured = _parameters(server)
+    if sub == b"get":
+        if len(argv) < 3:
+            return subcommand_arity(argv)
+        result: dict[bytes, bytes] = {}
+        for raw in argv[2:]:
+            pattern = raw.decode(errors="replace").lower()
+            for name, (getter, _) in honoured.items():
+                if _glob_match(pattern, name):
+                    result[name.encode()] = getter().encode()
+            for name, default in IGNORED_DEFAULTS.items():
+                if _glob_match(pattern, name):
+                    result[name.encode()] = server.ignored_parameters.get(name, default).encode()
+        return result
+    if sub == b"set":
+        if len(argv) < 4 or len(argv) % 2:
+            return subcommand_arity(argv)
+        pairs = [
+            (argv[i].decode(errors="replace").lower(), argv[i + 1].decode(errors="replace"))
+            for i in range(2, len(argv), 2)
+        ]
+        for name, value in pairs:
+            if name not in honoured and name not in IGNORED_DEFAULTS:
+                return ErrorReply(
+                    f"ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
+                )
+            if name in honoured and honoured[name][1] is None:
+                return ErrorReply(
+                    f"ERR CONFIG SET failed (possibly related to argument '{name}') - can't set "
+                    "immutable config"
+                )
+        for name, value in pairs:
+            if name in honoured:
+                setter = honoured[name][1]
+                assert setter is not None
+                problem = setter(value)
+                if problem:
+                    return ErrorReply(
+                        f"ERR CONFIG SET failed (possibly related to argument '{name}') - {problem}"
+                    )
+            else:
+                server.ignored_parameters[name] = value
+        return OK
+    if sub == b"resetstat" and len(argv) == 2:
+        stats = server.stats
+        stats.commands_processed = stats.connections_received = stats.rejected_connections = 0
+        stats.bytes_in = stats.bytes_out = 0
+        return OK
+    if sub == b"rewrite" and len(argv) == 2:
+        return ErrorReply("ERR The server is running without a config file")
+    if sub in (b"resetstat", b"rewrite"):
+        return subcommand_arity(argv)
+    return unknown_subcommand(argv)
+
+
+# --- INFO ------------------------------------------------------------------------------------
+
+
+def _section_server(server: Server) -> list[str]:
+    uptime = int(time.time() - server.started_at)
+    return [
+        f"redis_version:{REDIS_COMPAT_VERSION}",
+        f"respkv_version:{__version__}",
+        "redis_git_sha1:00000000",
+        "redis_mode:standalone",
+        f"os:{platform.system()} {platform.release()} {platform.machine()}",
+        f"arch_bits:{64 if sys.maxsize > 2**32 else 32}",
+        "multiplexing_api:epoll",
+        f"python_version:{platform.python_version()}",
+        f"process_id:{os.getpid()}",
+        f"run_id:{server.run_id[:40]}",
+        f"tcp_port:{server.port}",
+        f"server_time_usec:{time.time_ns() // 1000}",
+        f"uptime_in_seconds:{uptime}",
+        f"uptime_in_days:{uptime // 86400}",
+        f"executable:{sys.argv[0]}",
+        f"config_file:{'' if server.config.source == '<defaults>' else os.path.abspath(server.config.source)}",
+    ]
+
+
+def _section_clients(server: Server) -> list[str]:
+    return [
+        f"connected_clients:{len(server.clients)}",
+        f"maxclients:{server.maxclients}",
+        "blocked_clients:0",
+    ]
+
+
+def _section_memory(server: Server) -> list[str]:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return [
+        f"used_memory:{rss}",
+        f"used_memory_rss:{rss}",
+        "maxmemory:0",
+        "maxmemory_policy:noeviction",
+    ]
+
+
+def _section_persistence(server: Server) -> list[str]:
+    lines = [
+        "loading:0",
+        "rdb_changes_since_last_save:0",
+        "rdb_bgsave_in_progress:0",
+        f"rdb_last_save_time:{server.lastsave}",
+        "aof_enabled:0",
+    ]
+    if server.runtime is not None:
+        stats = server.runtime.writer.stats
+        lines += [
+            f"raft_log_fsync:{'always' if server.config.raft.fsync else 'no'}",
+            f"raft_log_synced_writes:{stats.groups}",
+            f"raft_log_write_jobs:{stats.jobs}",
+        ]
+    return lines
+
+
+def _section_stats(server: Server) -> list[str]:
+    s = server.stats
+    return [
+        f"total_connections_received:{s.connections_received}",
+        f"total_commands_processed:{s.commands_processed}",
+        f"total_net_input_bytes:{s.bytes_in}",
+        f"total_net_output_bytes:{s.bytes_out}",
+        f"rejected_connections:{s.rejected_connections}",
+        "expired_keys:0",
+        "evicted_keys:0",
+    ]
+
+
+def _section_replication(server: Server) -> list[str]:
+    runtime = server.runtime
+    if runtime is None or runtime.is_leader:
+        followers = (
+            []
+            if runtime is None
+            else sorted(m.id for m in runtime.conf_state.members if m.id != runtime.id)
+        )
+        lines = ["role:master", f"connected_slaves:{len(followers)}"]
+        return lines
+    return [
+        "role:slave",
+        f"master_node_id:{runtime.leader}",
+        f"master_link_status:{'up' if runtime.leader else 'down'}",
+    ]
+
+
+def _section_keyspace(server: Server) -> list[str]:
+    sm = server.state_machine
+    if sm is None:
+        return []
+    lines = []
+    for db in range(server.config.server.databases):
+        keys = sm.dbsize(db) if hasattr(sm, "dbsize") else 0
+        if keys:
+            lines.append(f"db{db}:keys={keys},expires=0,avg_ttl=0")
+    return lines
+
+
+def _section_raft(server: Server) -> list[str]:
+    runtime = server.runtime
+    if runtime is None:
+        return []
+    status = runtime.raft.status()
+    voters = ",".join(str(v) for v in sorted(status.conf_state.voters))
+    learners = ",".join(str(v) for v in sorted(status.conf_state.learners))
+    return [
+        f"raft_node_id:{status.id}",
+        f"raft_role:{status.role.value}",
+        f"raft_term:{status.term}",
+        f"raft_leader_id:{status.leader}",
+        f"raft_commit_index:{status.commit}",
+        f"raft_applied_index:{status.applied}",
+        f"raft_first_index:{status.first_index}",
+        f"raft_last_index:{status.last_index}",
+        f"raft_voters:{voters}",
+        f"raft_learners:{learners}",
+        f"raft_leader_changes:{runtime.leader_changes}",
+    ]
+
+
+SECTIONS: dict[str, Callable[[Server], list[str]]] = {
+    "server": _section_server,
+    "clients": _section_clients,
+    "memory": _section_memory,
+    "persistence": _section_persistence,
+    "stats": _section_stats,
+    "replication": _section_replication,
+    "keyspace": _section_keyspace,
+    "raft": _section_raft,
+}
+DEFAULT_SECTIONS = list(SECTIONS)
+
+
+@command("info")
+def info(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
+    wanted = [a.decode(errors="replace").lower() for a in argv[1:]]
+    if not wanted or any(w in ("all", "everything", "default") for w in wanted):
+        names = DEFAULT_SECTIONS
+    else:
+        names = [w for w in wanted if w in SECTIONS]
+    parts = []
+    for name in names:
+        lines = SECTIONS[name](server)
+        parts.append(f"# {name.capitalize()}\r\n" + "".join(line + "\r\n" for line in lines))
+    return Verbatim(b"txt", "\r\n".join(parts).encode())

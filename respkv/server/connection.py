@@ -1,0 +1,224 @@
+"""One client connection: bytes in, commands dispatched in order, replies out in one write.
+
+Theory of operation
+-------------------
+``buffer_updated`` feeds the parser and runs every complete command. A command either answers
+at once (connection commands, errors, reads that need no round trip) or waits: a write waits
+for its log entry to be applied, a linearizable read for its read index. Replies always leave in
+request order: each command owns a slot, and slots are flushed from the head as they fill.
+
+Reads and writes of one connection must appear to run in order (a pipelined GET sees the SET
+before it, and not the SET after it), so commands of the same kind may be in flight together but
+a change of kind waits until everything in flight has completed: a barrier.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from respkv.resp.encoder import encode
+from respkv.resp.parser import ProtocolError, RequestParser
+from respkv.resp.replies import ErrorReply
+
+if TYPE_CHECKING:
+    from .dispatch import Dispatcher
+
+log = logging.getLogger(__name__)
+
+READ, WRITE = 1, 2
+_MAX_IN_FLIGHT = 10_000  # commands per connection before we stop reading from it
+
+
+class _Slot:
+    __slots__ = ("reply",)
+
+    def __init__(self) -> None:
+        self.reply: bytes | None = None
+
+
+class ClientConnection(asyncio.BufferedProtocol):
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self.dispatcher = dispatcher
+        self.server = dispatcher.server
+        self.id = self.server.next_client_id()
+        self.transport: asyncio.Transport | None = None
+        limits = self.server.config.server
+        self.parser = RequestParser(
+            max_bulk_len=limits.proto_max_bulk_len,
+            max_query_buffer=limits.client_query_buffer_limit,
+        )
+        self._buffer = bytearray(65536)
+        self._view = memoryview(self._buffer)
+        self._out = bytearray()
+        self._slots: deque[_Slot] = deque()
+        self._queued: deque[list[bytes]] = deque()  # parsed, waiting behind a barrier
+        self._in_flight = 0
+        self._in_flight_kind = 0
+        self._flush_scheduled = False
+        self._paused_reading = False
+        self._paused_writing = False
+        self._closing = False
+        # Connection state, as in Redis.
+        self.db = 0
+        self.protocol = 2
+        self.authenticated = not self.server.config.server.requirepass
+        self.user = "default"
+        self.name = b""
+        self.lib_name = b""
+        self.lib_version = b""
+        self.readonly = False  # READONLY: serve reads from local state
+        self.addr = "?"
+        self.laddr = "?"
+        self.created_at = 0.0
+        self.last_command = b"NULL"
+        self.commands_processed = 0
+
+    # --- asyncio.BufferedProtocol ------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        sock = transport.get_extra_info("sockname")
+        self.addr = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self.laddr = f"{sock[0]}:{sock[1]}" if isinstance(sock, tuple) else str(sock)
+        self.created_at = self.server.clock()
+        if not self.server.client_connected(self):
+            self._write_error("ERR max number of clients reached")
+            self.close_after_flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closing = True
+        self.transport = None
+        self.server.client_disconnected(self)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self._closing:
+            return
+        self.server.stats.bytes_in += nbytes
+        try:
+            self.parser.feed(self._view[:nbytes])
+            commands = self.parser.get_commands()
+        except ProtocolError as e:
+            self._protocol_error(str(e))
+            return
+        if commands:
+            if self._queued:  # still behind a barrier: keep the order
+                self._queued.extend(commands)
+            else:
+                self._run(commands)
+        self._flush()
+
+    def pause_writing(self) -> None:
+        self._paused_writing = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self._paused_writing = False
+        self._update_reading()
+
+    # --- running commands --------------------------------------------------------------------
+
+    def _run(self, commands: list[list[bytes]] | deque[list[bytes]]) -> None:
+        dispatch = self.dispatcher.dispatch
+        for position, argv in enumerate(commands):
+            if self._closing:
+                return
+            kind = self.dispatcher.kind(self, argv)
+            if self._in_flight and kind and kind != self._in_flight_kind:
+                # A read after writes (or a write after reads) waits for them: keep the rest.
+                rest = list(commands)[position:]
+                self._queued.extendleft(reversed(rest))
+                return
+            self.commands_processed += 1
+            dispatch(self, argv, kind)
+        self._update_reading()
+
+    def reply_now(self, value: Any) -> None:
+        """Answer the current command at once (after anything still in flight)."""
+        data = encode(value, self.protocol)
+        if self._slots:
+            slot = _Slot()
+            slot.reply = data
+            self._slots.append(slot)
+        else:
+            self._out += data
+
+    def reply_later(self, kind: int) -> _Slot:
+        """Reserve the reply of the current command; fill it with ``complete``."""
+        slot = _Slot()
+        self._slots.append(slot)
+        self._in_flight += 1
+        self._in_flight_kind = kind
+        return slot
+
+    def complete(self, slot: _Slot, value: Any) -> None:
+        slot.reply = encode(value, self.protocol)
+        self._in_flight -= 1
+        slots = self._slots
+        out = self._out
+        while slots and slots[0].reply is not None:
+            out += slots.popleft().reply  # type: ignore[operator]
+        if not self._in_flight:
+            if self._queued:
+                queued, self._queued = self._queued, deque()
+                self._run(queued)
+            else:
+                self._update_reading()
+        self._schedule_flush()
+
+    # --- output ------------------------------------------------------------------------------
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._out and self.transport is not None:
+            self.server.stats.bytes_out += len(self._out)
+            self.transport.write(bytes(self._out))
+            self._out.clear()
+        if self._close_after_flush and self.transport is not None and not self._slots:
+            self.transport.close()
+
+    _close_after_flush = False
+
+    def close_after_flush(self) -> None:
+        """QUIT, CLIENT KILL, protocol errors: send what is ready, then close."""
+        self._close_after_flush = True
+        self._closing = True
+        self._queued.clear()
+        self._schedule_flush()
+
+    def _write_error(self, message: str) -> None:
+        self.reply_now(ErrorReply(message))
+
+    def _protocol_error(self, message: str) -> None:
+        log.debug("client %s: %s", self.addr, message)
+        self._write_error(message)
+        self.close_after_flush()
+        self._flush()
+
+    def _update_reading(self) -> None:
+        """Stop reading from a client that does not read its replies or floods us."""
+        if self.transport is None:
+            return
+        should_pause = self._paused_writing or self._in_flight + len(self._queued) > _MAX_IN_FLIGHT
+        if should_pause and not self._paused_reading:
+            self._paused_reading = True
+            self.transport.pause_reading()
+        elif not should_pause and self._paused_reading:
+            self._paused_reading = False
+            self.transport.resume_reading()
+
+    def kill(self) -> None:
+        if self.transport is not None:
+            self.transport.close()

@@ -1,0 +1,160 @@
+"""Command dispatch: from a parsed argv to an immediate reply, a proposal or a read.
+
+The order of checks is Redis's: unknown command, arity, authentication, then the command. A
+write is validated by the state machine before it is proposed, so an invalid command never
+enters the Raft log.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from respkv.kv import commands as kv_commands
+from respkv.kv.errors import unknown_command
+from respkv.resp.replies import ErrorReply
+
+from . import commands as server_commands
+from .connection import READ, WRITE, ClientConnection
+from .errors import error_reply
+from .runtime import ClusterDown
+
+if TYPE_CHECKING:
+    from .app import Server
+
+_NOAUTH = ErrorReply("NOAUTH Authentication required.")
+
+
+class Dispatcher:
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.handlers = dict(server_commands.HANDLERS)
+        self.handlers[b"command"] = command_command
+
+    def new_connection(self) -> ClientConnection:
+        return ClientConnection(self)
+
+    def kind(self, conn: ClientConnection, argv: list[bytes]) -> int:
+        """WRITE, READ (a linearizable read), or 0 (answered at once)."""
+        spec = kv_commands.lookup(argv[0])
+        if spec is None or spec.server_side or not spec.arity_ok(len(argv)):
+            return 0
+        if not conn.authenticated:
+            return 0
+        if spec.is_write:
+            return WRITE
+        return 0 if conn.readonly else READ
+
+    def dispatch(self, conn: ClientConnection, argv: list[bytes], kind: int) -> None:
+        server = self.server
+        server.stats.commands_processed += 1
+        spec = kv_commands.lookup(argv[0])
+        if spec is None:
+            conn.reply_now(unknown_command(argv))
+            return
+        conn.last_command = spec.name_bytes
+        if not spec.arity_ok(len(argv)):
+            conn.reply_now(spec.arity_error)
+            return
+        if not conn.authenticated and spec.name_bytes not in server_commands.NO_AUTH:
+            conn.reply_now(_NOAUTH)
+            return
+        if spec.server_side:
+            handler = self.handlers.get(spec.name_bytes)
+            if handler is None:
+                conn.reply_now(ErrorReply(f"ERR command '{spec.name}' is not supported by respkv"))
+            else:
+                conn.reply_now(handler(server, conn, argv))
+            return
+        state_machine = server.state_machine
+        runtime = server.runtime
+        assert state_machine is not None and runtime is not None
+        db = conn.db
+        if kind == WRITE:
+            payload = state_machine.prepare_write(argv, db, time.time_ns() // 1_000_000)
+            if isinstance(payload, ErrorReply):
+                conn.reply_now(payload)
+                return
+            slot = conn.reply_later(WRITE)
+            try:
+                runtime.propose(payload, lambda reply: conn.complete(slot, _reply(reply)))
+            except ClusterDown as e:
+                conn.complete(slot, error_reply(e))
+            return
+        if kind == 0:  # READONLY: the local state, no round trip
+            conn.reply_now(state_machine.read(argv, db, time.time_ns() // 1_000_000))
+            return
+        slots: list[Any] = []
+
+        def run_read(result: Any) -> None:
+            if isinstance(result, BaseException):
+                conn.complete(slots[0], error_reply(result))
+            else:
+                now_ms = time.time_ns() // 1_000_000
+                conn.complete(slots[0], state_machine.read(argv, db, now_ms))
+
+        if runtime.read_barrier(run_read):
+            conn.reply_now(state_machine.read(argv, db, time.time_ns() // 1_000_000))
+        else:
+            slots.append(conn.reply_later(READ))
+
+
+def _reply(value: Any) -> Any:
+    return error_reply(value) if isinstance(value, BaseException) else value
+
+
+def command_command(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
+    specs = list(kv_commands.all_commands())
+    if len(argv) == 1:
+        return [spec.info() for spec in specs]
+    sub = argv[1].lower()
+    if sub == b"count" and len(argv) == 2:
+        return len(specs)
+    if sub == b"list":
+        return [spec.name_bytes for spec in specs]
+    if sub == b"info":
+        found = [kv_commands.lookup(name) for name in argv[2:]] if len(argv) > 2 else specs
+        return [spec.info() if spec is not None else None for spec in found]
+    if sub == b"docs":
+        wanted = [kv_commands.lookup(name) for name in argv[2:]] if len(argv) > 2 else specs
+        docs: dict[bytes, Any] = {}
+        for spec in wanted:
+            if spec is not None:
+                docs[spec.name_bytes] = {
+                    b"summary": f"The {spec.name.upper()} command.".encode(),
+                    b"since": b"1.0.0",
+                    b"group": _group(spec).encode(),
+                }
+        return docs
+    if sub == b"getkeys" and len(argv) >= 3:
+        spec = kv_commands.lookup(argv[2])
+        if spec is None:
+            return ErrorReply("ERR Invalid command specified")
+        if not spec.arity_ok(len(argv) - 2):
+            return ErrorReply("ERR Invalid number of arguments specified for command")
+        positions = spec.key_positions(len(argv) - 2)
+        if not positions:
+            return ErrorReply("ERR The command has no key arguments")
+        return [argv[2 + p] for p in positions]
+    if sub == b"help":
+        return [b"COMMAND [<subcommand>]: COUNT, DOCS, GETKEYS, INFO, LIST."]
+    return server_commands.unknown_subcommand(argv)
+
+
+def _group(spec: kv_commands.CommandSpec) -> str:
+    for category in spec.acl_categories:
+        name = category.lstrip("@")
+        if name in (
+            "string",
+            "keyspace",
+            "connection",
+            "server",
+            "hash",
+            "list",
+            "set",
+            "sortedset",
+            "pubsub",
+            "transaction",
+        ):
+            return {"sortedset": "sorted-set", "keyspace": "generic"}.get(name, name)
+    return "server"

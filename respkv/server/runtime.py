@@ -1,0 +1,413 @@
+"""The node runtime: the Raft core's host on the event loop (the Ready loop).
+
+Every input (a client proposal, a read, a peer message, a tick) is fed to the core at once;
+the Ready is handled once per loop turn, so everything that arrived in that turn shares one
+synced write (group commit happens again in the writer thread across turns). Committed entries
+are applied by the state machine on the loop, in one backend batch per Ready, and resolve the
+futures of the clients waiting on them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from respkv.raft.confchange import apply_conf_change
+from respkv.raft.node import (
+    PersistedState,
+    RaftConfig,
+    RaftNode,
+    ReadMode,
+    bootstrap_state,
+    joiner_state,
+)
+from respkv.raft.types import (
+    ConfChange,
+    ConfState,
+    EntryType,
+    HardState,
+    Index,
+    Member,
+    Message,
+    NodeId,
+    NotLeader,
+    RaftError,
+    Ready,
+    Role,
+    SnapshotMeta,
+    Term,
+)
+from respkv.storage import StorageWriter, Store
+
+log = logging.getLogger(__name__)
+
+
+class ClusterDown(Exception):
+    """No leader is known or reachable: the request was not applied; safe to retry."""
+
+
+class OutcomeUnknown(Exception):
+    """The write may or may not have been applied (leader lost after it was appended)."""
+
+
+class EntryLost(Exception):
+    """The proposed entry was overwritten by another leader's: it was never applied."""
+
+
+#: Called once with the state machine's reply, or with an exception (ClusterDown,
+#: OutcomeUnknown, EntryLost) when there will be none.
+Done = Callable[[Any], None]
+
+
+@dataclass(slots=True)
+class _Proposal:
+    term: Term
+    done: Done
+    deadline: float
+
+
+def member_context(peer_address: str, client_address: str, status: str = "active") -> bytes:
+    """What the log records about a member besides its id (see respkv.raft.types.Member)."""
+    return f"{peer_address}|{client_address}|{status}".encode()
+
+
+def parse_member_context(context: bytes) -> tuple[str, str, str]:
+    """(peer address, client address, status); empty strings where unknown."""
+    parts = context.decode(errors="replace").split("|")
+    parts += [""] * (3 - len(parts))
+    return parts[0], parts[1], parts[2] or "active"
+
+
+class NodeRuntime:
+    def __init__(
+        self,
+        raft_config: RaftConfig,
+        store: Store,
+        state_machine: Any,
+        *,
+        tick_seconds: float,
+        fsync: bool = True,
+        request_timeout: float = 5.0,
+        snapshot_threshold: int = 10000,
+        snapshot_tail: int = 1000,
+        initial_members: Iterable[Member] = (),
+        joining: bool = False,
+    ) -> None:
+        self.id = raft_config.node_id
+        self.store = store
+        self.state_machine = state_machine
+        self.tick_seconds = tick_seconds
+        self.request_timeout = request_timeout
+        self.snapshot_threshold = snapshot_threshold
+        self.snapshot_tail = snapshot_tail
+        self.writer = StorageWriter(store, fsync=fsync)
+        self.send_messages: Callable[[list[Message]], None] = lambda messages: None
+        self.on_soft_state: list[Callable[[NodeId, Role, Term], None]] = []
+        self.on_conf_state: list[Callable[[ConfState], None]] = []
+        state = self._load_state(list(initial_members), joining)
+        self.recovered_entries = len(state.entries)
+        self.raft = RaftNode(raft_config, state, random.Random(), self)
+        self.conf_state = self.raft.conf
+        self.applied_conf = self._applied_conf(state)
+        self.applied_term = Term(0)
+        self._proposals: dict[Index, _Proposal] = {}
+        self._read_contexts = itertools.count(1)
+        # Reads wait in batches: every read that asks in one loop turn shares one ReadIndex.
+        self._pending_reads: dict[bytes, list[Done]] = {}
+        self._waiting_reads: deque[tuple[Index, list[Done], float]] = deque()
+        self._read_batch: list[Done] | None = None
+        self._ready_scheduled = False
+        self._persisting = False
+        self._tick_handle: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.leader: NodeId = NodeId(0)
+        self.role = Role.FOLLOWER
+        self.term = self.raft.term
+        self.leader_changes = 0
+        self.started_at = time.time()
+        self._stopping = False
+
+    # --- start and stop ----------------------------------------------------------------------
+
+    def _load_state(self, members: list[Member], joining: bool) -> PersistedState:
+        loaded = self.store.log.load()
+        if loaded.is_new:
+            if joining or not members:
+                state = joiner_state()
+            else:
+                state = bootstrap_state(members)
+                batch = self.store.batch()
+                self.store.log.append(batch, state.entries)
+                self.store.log.set_hard_state(batch, state.hard_state)
+                self.store.write(batch, sync=True)
+            log.info(
+                "new data dir: %s",
+                "waiting to join a cluster"
+                if not state.entries
+                else f"bootstrapped a cluster of {len(members)} member(s)",
+            )
+            return state
+        hard_state = loaded.hard_state or HardState(Term(0), NodeId(0), Index(0))
+        snapshot = loaded.snapshot or SnapshotMeta(Index(0), Term(0), ConfState(()))
+        applied = Index(max(loaded.applied, snapshot.index))
+        log.info(
+            "recovered: term %d, log %d..%d (%d entries), applied %d",
+            hard_state.term,
+            snapshot.index + 1,
+            snapshot.index + len(loaded.entries),
+            len(loaded.entries),
+            applied,
+        )
+        return PersistedState(hard_state, snapshot, loaded.entries, applied)
+
+    def _applied_conf(self, state: PersistedState) -> ConfState:
+        conf = state.snapshot.conf_state
+        for entry in state.entries:
+            if entry.index > state.applied:
+                break
+            if entry.type is EntryType.CONF_CHANGE:
+                conf = apply_conf_change(conf, ConfChange.decode(entry.data))
+        return conf
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.writer.start()
+        if self.raft.conf.voters == {self.id}:
+            self.raft.campaign()  # a single voter need not wait for an election timeout
+        self._tick_handle = self._loop.call_later(self.tick_seconds, self._tick)
+        self._schedule_ready()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+        proposals, self._proposals = self._proposals, {}
+        for proposal in proposals.values():
+            proposal.done(OutcomeUnknown("the server is shutting down"))
+        self._fail_reads(ClusterDown("the server is shutting down"))
+        await self.writer.aclose()
+
+    # --- inputs ------------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        assert self._loop is not None
+        self.raft.tick()
+        self._expire_requests()
+        self._tick_handle = self._loop.call_later(self.tick_seconds, self._tick)
+        self._schedule_ready()
+
+    def step(self, message: Message) -> None:
+        """A message from a peer."""
+        self.raft.step(message)
+        self._schedule_ready()
+
+    def propose(self, payload: bytes, done: Done) -> None:
+        """Propose a command; ``done`` gets the state machine's reply for it (or an error).
+
+        Raises ClusterDown at once if this node cannot take proposals.
+        """
+        assert self._loop is not None
+        try:
+            index = self.raft.propose(payload)
+        except NotLeader as e:
+            raise ClusterDown(self._no_leader_text()) from e
+        except RaftError as e:
+            raise ClusterDown(str(e)) from e
+        deadline = self._loop.time() + self.request_timeout
+        self._proposals[index] = _Proposal(self.raft.term, done, deadline)
+        self._schedule_ready()
+
+    def read_barrier(self, done: Done) -> bool:
+        """True if a linearizable read may run now; else ``done(None)`` is called when it may
+        (or ``done(error)`` if it cannot)."""
+        index = self.raft.read_index_now()
+        if index is not None and self.raft.log.applied >= index:
+            return True
+        assert self._loop is not None
+        batch = self._read_batch
+        if batch is None:
+            batch = self._read_batch = []
+            if index is not None:  # decided locally: only wait for the apply
+                self._waiting_reads.append((index, batch, self._loop.time() + self.request_timeout))
+            else:
+                context = next(self._read_contexts).to_bytes(8, "big")
+                self._pending_reads[context] = batch
+                self.raft.read_index(context)
+            self._schedule_ready()
+        batch.append(done)
+        return False
+
+    def _no_leader_text(self) -> str:
+        if self.leader and self.leader != self.id:
+            return f"this node is not the leader (node {self.leader} is)"
+        return "no leader is elected (is a majority of the cluster up and connected?)"
+
+    # --- the Ready loop ------------------------------------------------------------------------
+
+    def _schedule_ready(self) -> None:
+        if not self._ready_scheduled and not self._persisting and self._loop is not None:
+            self._ready_scheduled = True
+            self._loop.call_soon(self._handle_ready)
+
+    def _handle_ready(self) -> None:
+        self._ready_scheduled = False
+        self._read_batch = None  # reads from now on wait for a newer read index
+        if self._persisting or self._stopping or not self.raft.has_ready():
+            return
+        rd = self.raft.ready()
+        if rd.messages:
+            self.send_messages(rd.messages)
+        if rd.soft_state is not None:
+            self._soft_state_changed(rd.soft_state.leader, rd.soft_state.role, rd.soft_state.term)
+        if rd.conf_state is not None:
+            self.conf_state = rd.conf_state
+            for callback in self.on_conf_state:
+                callback(rd.conf_state)
+        if rd.snapshot_chunks or rd.snapshot is not None:
+            log.error("snapshot install is not supported by this version; ignoring")
+        if rd.hard_state is None and not rd.entries:
+            self._after_persist(rd, None)
+            return
+        batch = self.store.batch()
+        if rd.entries:
+            self.store.log.append(batch, rd.entries)
+        if rd.hard_state is not None:
+            self.store.log.set_hard_state(batch, rd.hard_state)
+        self._persisting = True
+        self.writer.submit_callback(batch, lambda error: self._after_persist(rd, error))
+
+    def _after_persist(self, rd: Ready, error: BaseException | None) -> None:
+        self._persisting = False
+        if error is not None:
+            # The log could not be made durable: acknowledging anything now could lose data.
+            log.critical("persisting the Raft log failed: %s; stopping the node", error)
+            os._exit(70)
+        if rd.messages_after_persist:
+            self.send_messages(rd.messages_after_persist)
+        if rd.committed_entries:
+            self._apply(rd)
+        for read in rd.read_states:
+            batch = self._pending_reads.pop(read.context, None)
+            if batch is None:
+                continue
+            if read.rejected:
+                _call_all(batch, ClusterDown(self._no_leader_text()))
+            else:
+                assert self._loop is not None
+                deadline = self._loop.time() + self.request_timeout
+                self._waiting_reads.append((read.index, batch, deadline))
+        self.raft.advance(rd)
+        self._release_reads()
+        self._maybe_compact()
+        if self.raft.has_ready():
+            self._schedule_ready()
+
+    def _apply(self, rd: Ready) -> None:
+        commands: list[tuple[int, bytes]] = []
+        for entry in rd.committed_entries:
+            if entry.type is EntryType.CONF_CHANGE:
+                self.applied_conf = apply_conf_change(
+                    self.applied_conf, ConfChange.decode(entry.data)
+                )
+                commands.append((entry.index, b""))
+            else:
+                commands.append((entry.index, entry.data))
+        replies = self.state_machine.apply(commands)
+        self.applied_term = rd.committed_entries[-1].term
+        proposals = self._proposals
+        if not proposals:
+            return
+        for entry, reply in zip(rd.committed_entries, replies, strict=True):
+            proposal = proposals.pop(entry.index, None)
+            if proposal is None:
+                continue
+            if proposal.term == entry.term:
+                proposal.done(reply)
+            else:
+                proposal.done(EntryLost("leadership changed before it committed"))
+
+    def _release_reads(self) -> None:
+        applied = self.raft.log.applied
+        waiting = self._waiting_reads
+        # Reads mostly arrive in index order; a read with a higher index blocks later ones
+        # for at most one apply batch, which keeps this O(1) per read.
+        while waiting and waiting[0][0] <= applied:
+            _call_all(waiting.popleft()[1], None)
+
+    def _expire_requests(self) -> None:
+        assert self._loop is not None
+        now = self._loop.time()
+        for index in list(self._proposals):
+            proposal = self._proposals[index]
+            if proposal.deadline > now:
+                break  # proposals are in index order, hence in deadline order
+            del self._proposals[index]
+            proposal.done(OutcomeUnknown(f"no answer within {self.request_timeout:g}s"))
+        waiting = self._waiting_reads
+        while waiting and waiting[0][2] <= now:
+            _call_all(waiting.popleft()[1], ClusterDown("the read could not be confirmed in time"))
+
+    def _fail_reads(self, error: Exception) -> None:
+        pending, self._pending_reads = self._pending_reads, {}
+        for batch in pending.values():
+            _call_all(batch, error)
+        while self._waiting_reads:
+            _call_all(self._waiting_reads.popleft()[1], error)
+
+    def _soft_state_changed(self, leader: NodeId, role: Role, term: Term) -> None:
+        if role != self.role:
+            log.info("node %d is now %s (term %d)", self.id, role.value, term)
+        if leader != self.leader:
+            if leader:
+                log.info("Leader elected: node %d (term %d)", leader, term)
+                self.leader_changes += 1
+            else:
+                log.info("no leader in term %d", term)
+        if self.role is Role.LEADER and role is not Role.LEADER:
+            # Reads confirmed by this node's leadership can no longer be trusted.
+            self._fail_reads(ClusterDown("leadership changed; retry"))
+        self.leader, self.role, self.term = leader, role, term
+        for callback in self.on_soft_state:
+            callback(leader, role, term)
+
+    def _maybe_compact(self) -> None:
+        applied = self.raft.log.applied
+        if applied - self.raft.log.snapshot_index < self.snapshot_threshold + self.snapshot_tail:
+            return
+        meta = self.raft.compact(Index(applied - self.snapshot_tail))
+        batch = self.store.batch()
+        self.store.log.compact(batch, meta)
+        self.store.write(batch, sync=False)
+        log.info("compacted the log up to %d", meta.index)
+
+    # --- SnapshotSource (streaming snapshots arrives with dynamic membership) -------------------
+
+    def snapshot_meta(self) -> SnapshotMeta | None:
+        return None
+
+    def read_chunk(
+        self, meta: SnapshotMeta, offset: int, max_bytes: int
+    ) -> tuple[bytes, bool] | None:
+        return None
+
+    # --- status ------------------------------------------------------------------------------
+
+    @property
+    def is_leader(self) -> bool:
+        return self.role is Role.LEADER
+
+    def read_mode(self) -> ReadMode:
+        return self.raft.config.read_mode
+
+
+def _call_all(callbacks: list[Done], value: Any) -> None:
+    for callback in callbacks:
+        callback(value)
