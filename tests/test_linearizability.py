@@ -335,7 +335,7 @@ def test_history_recorder() -> None:
 def brute_force(history: list[Operation]) -> bool:
     """Try every subset of unknown writes and every order consistent with real time."""
 
-    def canon(v: Value) -> object:
+    def canon(v: Outcome) -> object:
         if isinstance(v, str):
             v = v.encode()
         if isinstance(v, bytes):
@@ -390,14 +390,16 @@ def random_tiny_history(rng: random.Random) -> list[Operation]:
         ret = call + rng.randint(0, 6)
         kind = rng.choice([GET, GET, SET, INCR, DEL])
         unknown = kind is not GET and rng.random() < 0.25
-        value: Value = rng.choice([b"1", b"a", 1]) if kind is SET else None
+        choices: list[Value] = [b"1", b"a", 1]
+        value = rng.choice(choices) if kind is SET else None
         output: Outcome
         if unknown:
             output, ret_time = UNKNOWN, INF
         else:
             ret_time = ret
             if kind is GET:
-                output = rng.choice([None, b"1", b"2", b"a"])
+                outputs: list[Value] = [None, b"1", b"2", b"a"]
+                output = rng.choice(outputs)
             elif kind is INCR:
                 output = rng.randint(1, 3)
             elif kind is DEL:
