@@ -137,12 +137,8 @@ def parse_long_double(b: bytes) -> LongDouble | None:
     n = len(b)
     if n == 0 or n >= 5120:
         return None
-    nul = b.find(b"\0")  # strtold stops at the C string's end
-    if nul >= 0:
-        b = b[:nul]
-        n = nul
-        if n == 0:
-            return (0, 0)  # no conversion, yet end pointer at the terminator: 0
+    if b"\0" in b:
+        return None  # strtold would stop early: Redis checks that every byte was used
     if _is_space(b[0]):
         return None
     i = 0

@@ -1,0 +1,285 @@
+"""Differential test: random command sequences on the state machine and on a real redis-server.
+
+Hypothesis draws sequences of string and key commands (errors included: bad numbers, bad
+options, wrong arity, unknown commands) over a handful of keys and two databases, runs each
+command on both, and compares every reply. Normalised only where the two must differ:
+
+* TTL family: Redis uses its own clock; we use the wall clock of the moment too, so the values
+  agree within a small tolerance. Relative expiries are drawn hundreds of seconds away from
+  absolute ones, and GT/LT are only used with absolute times, so no comparison is a near-tie.
+* KEYS order (Redis: hash order, ours: key order), SCAN (run to completion, the sets compared),
+  RANDOMKEY (both must answer a key of the db, or both nil).
+* Keys are never left already-expired (SET EXAT in the past is unit-tested instead), so
+  Redis's background expiry cannot make the two sides drift.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from _kv_redis import Driver, RawRedis, normalize, redis_server
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from respkv.kv import lookup
+
+KEYS = [b"a", b"b", b"k:1", b"k:2", b"x\x00y"]
+VALUES = [
+    b"", b"0", b"1", b"-1", b"42", b"9223372036854775807", b"-9223372036854775808", b"1.5",
+    b"-0.25", b"abc", b"3e2", b"1e400", b" 1", b"01", b"+5", b"inf", b"nan", b"0x1p3",
+    b"hello world", b"10.50000", b"-0", b"1e-30",
+]  # fmt: skip
+INTS = [
+    b"0", b"1", b"-1", b"5", b"100", b"-100", b"9223372036854775807", b"-9223372036854775808",
+    b"abc", b"1.5", b"", b"9223372036854775808", b"007",
+]  # fmt: skip
+FLOATS = [b"0.1", b"-0.1", b"1e308", b"1e-20", b"5.0e3", b"inf", b"-inf", b"3", b"abc", b"1e5000"]
+TTL_S = [b"300", b"600", b"0", b"-5", b"abc", b"9223372036854775807", b"922337203685477"]
+TTL_MS = [b"300000", b"600000", b"0", b"-5", b"abc", b"9223372036854775807"]
+ABS_S = [b"4102444800", b"4102444900", b"1", b"0", b"-1", b"abc"]
+ABS_MS = [b"4102444800000", b"4102444900000", b"1", b"9223372036854775807", b"abc"]
+FUTURE_S = [b"4102444800", b"4102444900"]
+FUTURE_MS = [b"4102444800000", b"4102444900000"]
+PATTERNS = [
+    b"*",
+    b"k:*",
+    b"?",
+    b"[ab]",
+    b"[^a]*",
+    b"k\\:1",
+    b"*1",
+    b"[a-c]",
+    b"x*",
+    b"**",
+    b"k:[12",
+]
+
+key = st.sampled_from(KEYS)
+value = st.sampled_from(VALUES)
+integer = st.sampled_from(INTS)
+
+
+def opt(*choices: list[bytes]) -> st.SearchStrategy[list[bytes]]:
+    return st.sampled_from(list(choices))
+
+
+def name_case(name: bytes) -> st.SearchStrategy[bytes]:
+    return st.sampled_from([name, name.upper()])
+
+
+def cmd(name: bytes, *parts: st.SearchStrategy[Any]) -> st.SearchStrategy[list[bytes]]:
+    def build(drawn: tuple[Any, ...]) -> list[bytes]:
+        out = [drawn[0]]
+        for item in drawn[1:]:
+            out += item if isinstance(item, list) else [item]
+        return out
+
+    return st.tuples(name_case(name), *parts).map(build)
+
+
+set_option = st.one_of(
+    opt([b"NX"], [b"XX"], [b"GET"], [b"KEEPTTL"], [b"FOO"], [b"EX"]),
+    st.tuples(st.sampled_from([b"EX", b"ex"]), st.sampled_from(TTL_S)).map(list),
+    st.tuples(st.just(b"PX"), st.sampled_from(TTL_MS)).map(list),
+    st.tuples(st.just(b"EXAT"), st.sampled_from([*FUTURE_S, b"0", b"abc"])).map(list),
+    st.tuples(st.just(b"PXAT"), st.sampled_from([*FUTURE_MS, b"-1"])).map(list),
+)
+getex_option = st.one_of(
+    opt([b"PERSIST"], [b"NX"], [b"FOO"]),
+    st.tuples(st.just(b"EX"), st.sampled_from(TTL_S)).map(list),
+    st.tuples(st.just(b"PX"), st.sampled_from(TTL_MS)).map(list),
+    st.tuples(st.just(b"EXAT"), st.sampled_from(ABS_S)).map(list),
+    st.tuples(st.just(b"PXAT"), st.sampled_from(ABS_MS)).map(list),
+)
+
+
+def flat(options: list[list[bytes]]) -> list[bytes]:
+    return [b for o in options for b in o]
+
+
+relative_flags = st.lists(st.sampled_from([b"NX", b"XX", b"nx", b"FOO"]), max_size=2)
+absolute_flags = st.lists(st.sampled_from([b"NX", b"XX", b"GT", b"LT", b"gt"]), max_size=2)
+scan_options = st.lists(
+    st.one_of(
+        st.tuples(st.just(b"MATCH"), st.sampled_from(PATTERNS)).map(list),
+        st.tuples(st.just(b"COUNT"), st.sampled_from([b"1", b"2", b"100", b"0", b"abc"])).map(list),
+        st.tuples(st.just(b"TYPE"), st.sampled_from([b"string", b"STRING", b"hash", b"x"])).map(
+            list
+        ),
+        opt([b"BOGUS"]),
+    ),
+    max_size=3,
+).map(flat)
+db_arg = st.sampled_from([b"0", b"1", b"99", b"-1", b"abc"])
+copy_options = st.lists(
+    st.one_of(opt([b"REPLACE"], [b"FOO"]), st.tuples(st.just(b"DB"), db_arg).map(list)),
+    max_size=2,
+).map(flat)
+
+COMMAND = st.one_of(
+    cmd(b"get", key),
+    cmd(b"set", key, value, st.lists(set_option, max_size=3).map(flat)),
+    cmd(b"setnx", key, value),
+    cmd(b"setex", key, st.sampled_from(TTL_S), value),
+    cmd(b"psetex", key, st.sampled_from(TTL_MS), value),
+    cmd(b"getset", key, value),
+    cmd(b"getdel", key),
+    cmd(b"getex", key, st.lists(getex_option, max_size=2).map(flat)),
+    cmd(b"mget", st.lists(key, min_size=1, max_size=3)),
+    cmd(b"mset", st.lists(st.sampled_from(KEYS + VALUES), min_size=2, max_size=5)),
+    cmd(b"msetnx", st.lists(st.sampled_from(KEYS + VALUES), min_size=2, max_size=5)),
+    cmd(b"incr", key),
+    cmd(b"decr", key),
+    cmd(b"incrby", key, integer),
+    cmd(b"decrby", key, integer),
+    cmd(b"incrbyfloat", key, st.sampled_from(FLOATS + VALUES)),
+    cmd(b"append", key, value),
+    cmd(b"strlen", key),
+    cmd(b"getrange", key, integer, integer),
+    cmd(b"substr", key, st.sampled_from([b"0", b"-1", b"2", b"-3"]), integer),
+    cmd(b"setrange", key, st.sampled_from([b"0", b"1", b"7", b"-1", b"abc", b"536870912"]), value),
+    cmd(b"del", st.lists(key, min_size=1, max_size=3)),
+    cmd(b"unlink", st.lists(key, min_size=1, max_size=2)),
+    cmd(b"exists", st.lists(key, min_size=1, max_size=3)),
+    cmd(b"touch", st.lists(key, min_size=1, max_size=2)),
+    cmd(b"type", key),
+    cmd(b"keys", st.sampled_from(PATTERNS)),
+    cmd(b"scan", st.sampled_from([b"0", b"0", b"abc", b"-1x", b""]), scan_options),
+    cmd(b"rename", key, key),
+    cmd(b"renamenx", key, key),
+    cmd(b"copy", key, key, copy_options),
+    cmd(b"move", key, db_arg),
+    cmd(b"randomkey"),
+    cmd(b"dbsize"),
+    cmd(b"flushdb", st.sampled_from([[], [b"ASYNC"], [b"sync"], [b"FOO"]])),
+    cmd(b"swapdb", st.sampled_from([b"0", b"1", b"99", b"a"]), st.sampled_from([b"1", b"0", b"b"])),
+    cmd(b"expire", key, st.sampled_from(TTL_S), relative_flags),
+    cmd(b"pexpire", key, st.sampled_from(TTL_MS), relative_flags),
+    cmd(b"expireat", key, st.sampled_from(ABS_S), absolute_flags),
+    cmd(b"pexpireat", key, st.sampled_from(ABS_MS), absolute_flags),
+    cmd(b"ttl", key),
+    cmd(b"pttl", key),
+    cmd(b"expiretime", key),
+    cmd(b"pexpiretime", key),
+    cmd(b"persist", key),
+    opt([b"get"], [b"set", b"k"], [b"nosuchcommand", b"a", b"b"], [b"mget"], [b"GETRANGE", b"a"]),
+    opt([b"#expire", b"a"]),
+)
+STEP = st.tuples(st.sampled_from([0, 0, 0, 1]), COMMAND)
+
+
+@pytest.fixture(scope="module")
+def redis_port() -> Iterator[int]:
+    with redis_server() as port:
+        yield port
+
+
+def _tolerant(name: bytes, ours: Any, theirs: Any) -> bool:
+    if isinstance(ours, int) and isinstance(theirs, int) and ours >= 0 and theirs >= 0:
+        tolerance = {b"ttl": 2, b"expiretime": 2, b"pttl": 2000, b"pexpiretime": 2000}[name]
+        return abs(ours - theirs) <= tolerance
+    return bool(ours == theirs)
+
+
+def _scan_all(call: Any, args: list[bytes]) -> Any:
+    """Run SCAN to the end from cursor args[1]; the set of keys, or the first error."""
+    first = call(args)
+    if not isinstance(first, list):
+        return first
+    seen = set(first[1])
+    cursor = first[0]
+    rounds = 0
+    while cursor != b"0":
+        rounds += 1
+        assert rounds < 1000, "SCAN does not terminate"
+        reply = call([args[0], cursor, *args[2:]])
+        seen |= set(reply[1])
+        cursor = reply[0]
+    return sorted(seen)
+
+
+SEED = [
+    (0, [b"mset", b"a", b"1", b"b", b"abc", b"k:1", b"10"]),
+    (0, [b"expire", b"b", b"500"]),
+    (1, [b"mset", b"a", b"x", b"k:2", b"2.5"]),
+]
+
+
+def compare(redis: RawRedis, ours: Driver, steps: list[tuple[int, list[bytes]]]) -> None:
+    current_db = 0
+    redis.call("SELECT", "0")
+    for db, args in SEED + steps:
+        if db != current_db:
+            redis.call("SELECT", str(db))
+            current_db = db
+        name = args[0].lower()
+        now = int(time.time() * 1000)
+
+        def our_call(argv: list[bytes], db: int = db, now: int = now) -> Any:
+            return normalize(ours.call(argv, db, now))
+
+        if name == b"scan":
+            mine = _scan_all(our_call, args)
+            theirs = _scan_all(lambda argv: redis.call(*argv), args)
+        else:
+            theirs = redis.call(*args)
+            mine = our_call(args)
+        context = f"db {db}: {args!r}"
+        if name in (b"ttl", b"pttl", b"expiretime", b"pexpiretime"):
+            assert _tolerant(name, mine, theirs), f"{context}: ours {mine!r} redis {theirs!r}"
+        elif name == b"keys":
+            assert isinstance(mine, list) and isinstance(theirs, list), context
+            assert sorted(mine) == sorted(theirs), f"{context}: ours {mine!r} redis {theirs!r}"
+        elif name == b"randomkey":
+            assert (mine is None) == (theirs is None), f"{context}: {mine!r} / {theirs!r}"
+            if mine is not None:
+                assert mine in our_call([b"keys", b"*"]), context
+                assert theirs in redis.call("KEYS", "*"), context
+        elif name == b"#expire":
+            assert theirs[0] == "error" and mine[0] == "error", context  # clients cannot call it
+        else:
+            assert mine == theirs, f"{context}: ours {mine!r} redis {theirs!r}"
+    # The whole keyspace must agree at the end, in both databases.
+    for db in (0, 1):
+        redis.call("SELECT", str(db))
+        now = int(time.time() * 1000)
+        theirs_keys = sorted(redis.call("KEYS", "*"))
+        assert sorted(normalize(ours.call([b"keys", b"*"], db, now))) == theirs_keys
+        for k in theirs_keys:
+            assert normalize(ours.call([b"get", k], db, now)) == redis.call("GET", k)
+
+
+@settings(
+    max_examples=int(os.environ.get("KV_DIFF_EXAMPLES", "300")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(steps=st.lists(STEP, min_size=1, max_size=25))
+def test_differential_against_redis(redis_port: int, steps: list[tuple[int, list[bytes]]]) -> None:
+    redis = RawRedis(redis_port)
+    try:
+        redis.call("FLUSHALL")
+        compare(redis, Driver(), steps)
+    finally:
+        redis.close()
+
+
+def test_every_generated_command_is_known() -> None:
+    """The generator covers the table's handled commands (a new handler needs a strategy)."""
+    from respkv.kv import COMMANDS
+
+    handled = {name for name, spec in COMMANDS.items() if spec.handler is not None}
+    generated = {
+        b"get", b"set", b"setnx", b"setex", b"psetex", b"getset", b"getdel", b"getex", b"mget",
+        b"mset", b"msetnx", b"incr", b"decr", b"incrby", b"decrby", b"incrbyfloat", b"append",
+        b"strlen", b"getrange", b"substr", b"setrange", b"del", b"unlink", b"exists", b"touch",
+        b"type", b"keys", b"scan", b"rename", b"renamenx", b"copy", b"move", b"randomkey",
+        b"dbsize", b"flushdb", b"swapdb", b"expire", b"pexpire", b"expireat", b"pexpireat",
+        b"ttl", b"pttl", b"expiretime", b"pexpiretime", b"persist",
+    }  # fmt: skip
+    assert {n.decode() for n in generated} | {"flushall"} == handled
+    assert all(lookup(n) is not None for n in generated)
