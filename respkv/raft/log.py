@@ -24,6 +24,12 @@ class RaftLog:
         self.snapshot_index = snapshot_index
         self.snapshot_term = snapshot_term
         self.entries = entries
+        for offset, entry in enumerate(entries):
+            if entry.index != snapshot_index + 1 + offset:
+                raise LogError(
+                    f"log is not contiguous: entry {entry.index} where "
+                    f"{snapshot_index + 1 + offset} belongs (log starts after {snapshot_index})"
+                )
         # Entries before this index were durable when the node started or have been handed to
         # the host in a Ready.
         self.unstable_from = Index(self.last_index + 1)

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Protocol
 from .confchange import InvalidConfChange, apply_conf_change, bootstrap_entries, validate
 from .log import RaftLog
 from .progress import Inflights, Progress, ProgressState
-from .quorum import committed_index, has_quorum, vote_result
+from .quorum import committed_index, has_quorum, quorum_value, vote_result
 from .readonly import ReadOnly, ReadRequest
 from .types import (
     NO_NODE,
@@ -157,6 +157,8 @@ class Status:
     members: tuple[MemberStatus, ...]  # leader only: its view of each member
 
 
+_LEASE_PREFIX = b"L"  # heartbeat context of a lease probe (read rounds use b"r")
+
 # Messages that may only leave once the Ready's hard state, entries and chunks are durable.
 _AFTER_PERSIST = (AppendEntriesResponse, RequestVote, RequestVoteResponse, InstallSnapshotResponse)
 _FROM_LEADER = (AppendEntries, Heartbeat, InstallSnapshot)
@@ -198,6 +200,15 @@ class RaftNode:
         # commits (one membership change at a time).
         self.pending_conf_index = Index(0)
         self.readonly = ReadOnly()
+        # Lease (ReadMode.LEASE): the tick count, and per voter the newest tick of ours that it
+        # echoed. A follower that heard from us refuses other candidates for an election
+        # timeout, so a quorum echo of tick t protects our leadership until about
+        # t + election_timeout.
+        self._ticks = 0
+        self._lease_acks: dict[NodeId, int] = {}
+        # A restarted node does not know whether it recently promised loyalty to a leader, so
+        # in lease mode it refuses votes for one election timeout after it starts.
+        self._booting = config.read_mode is ReadMode.LEASE
         self._reads_before_commit: list[ReadRequest] = []  # until the no-op of our term commits
         self._incoming_snapshot: tuple[SnapshotMeta, int] | None = None  # meta, next offset
         # Accumulated for the next Ready.
@@ -227,6 +238,9 @@ class RaftNode:
         return self.id in self.conf.voters
 
     def tick(self) -> None:
+        self._ticks += 1
+        if self._booting and self._ticks >= self.config.election_timeout_ticks:
+            self._booting = False
         self._tick_role()
 
     def campaign(self) -> None:
@@ -239,7 +253,7 @@ class RaftNode:
             if isinstance(m, RequestVote):
                 in_lease = (
                     self.config.check_quorum
-                    and self.leader != NO_NODE
+                    and (self.leader != NO_NODE or self._booting)
                     and self.election_elapsed < self.config.election_timeout_ticks
                 )
                 if in_lease and not m.leadership_transfer:
@@ -319,10 +333,19 @@ class RaftNode:
         if (
             self.role is Role.LEADER
             and self._committed_in_term()
-            and (self.config.read_mode is ReadMode.LEASE or self.conf.voters == {self.id})
+            and (self.conf.voters == {self.id} or self._lease_valid())
         ):
             return self.log.committed
         return None
+
+    def _lease_valid(self) -> bool:
+        if self.config.read_mode is not ReadMode.LEASE or self.lead_transferee != NO_NODE:
+            return False
+        acks = dict(self._lease_acks)
+        acks[self.id] = self._ticks
+        confirmed = quorum_value(self.conf.voters, acks)  # the quorum's oldest echo
+        # Two ticks of margin: tick phases differ between nodes by up to one tick.
+        return self._ticks - confirmed < self.config.election_timeout_ticks - 2
 
     def compact(self, index: Index) -> SnapshotMeta:
         """The application's state covers everything up to ``index``: drop those entries.
@@ -452,6 +475,7 @@ class RaftNode:
         self.lead_transferee = NO_NODE
         self.votes = {}
         self.progress = {}
+        self._lease_acks = {}
         self._bcast_pending = self._commit_news = False
         self._fail_pending_reads()
 
@@ -560,7 +584,10 @@ class RaftNode:
             self.lead_transferee = NO_NODE  # a transfer that took this long has failed
         if self.heartbeat_elapsed >= self.config.heartbeat_ticks:
             self.heartbeat_elapsed = 0
-            self._bcast_heartbeat(self.readonly.last_context())
+            context = self.readonly.last_context()
+            if not context and self.config.read_mode is ReadMode.LEASE:
+                context = _LEASE_PREFIX + self._ticks.to_bytes(8, "big")
+            self._bcast_heartbeat(context)
 
     # --- message handling by role ------------------------------------------------------------
 
@@ -641,7 +668,11 @@ class RaftNode:
                 if pr.match < self.log.last_index and self._send_append(m.sender):
                     while self._send_append(m.sender, send_empty=False):
                         pass
-                if m.context:
+                if m.context.startswith(_LEASE_PREFIX):
+                    sent = int.from_bytes(m.context[1:], "big")
+                    if sent > self._lease_acks.get(m.sender, -1):
+                        self._lease_acks[m.sender] = sent
+                elif m.context:
                     for round_ in self.readonly.ack(m.context, m.sender, self.conf.voters):
                         for request in round_.requests:
                             self._answer_read(request, round_.index)
@@ -901,10 +932,10 @@ class RaftNode:
     def _leader_read(self, request: ReadRequest) -> None:
         if not self._committed_in_term():
             self._reads_before_commit.append(request)
-        elif self.config.read_mode is ReadMode.LEASE or self.conf.voters == {self.id}:
+        elif self.conf.voters == {self.id} or self._lease_valid():
             self._answer_read(request, self.log.committed)
         else:
-            self.readonly.queue(request)
+            self.readonly.queue(request)  # no lease (yet): a ReadIndex round
 
     def _start_read_round(self) -> None:
         round_ = self.readonly.start_round(self.log.committed, self.id)

@@ -13,10 +13,15 @@ def majority(voters: Collection[NodeId]) -> int:
 
 def committed_index(voters: Collection[NodeId], match: Mapping[NodeId, Index]) -> Index:
     """The largest index that a majority of voters has durably matched (0 with no voters)."""
+    return Index(quorum_value(voters, match))
+
+
+def quorum_value(voters: Collection[NodeId], values: Mapping[NodeId, int]) -> int:
+    """The largest value that a majority of voters has reached (missing voters count as 0)."""
     if not voters:
-        return Index(0)
-    acked = sorted((match.get(v, Index(0)) for v in voters), reverse=True)
-    return acked[majority(voters) - 1]
+        return 0
+    reached = sorted((values.get(v, 0) for v in voters), reverse=True)
+    return reached[majority(voters) - 1]
 
 
 def has_quorum(voters: Collection[NodeId], ayes: Collection[NodeId]) -> bool:

@@ -297,14 +297,16 @@ class Ready:
 
     1. send ``messages`` (may go before persisting: the leader's appends in parallel, Raft
        thesis 10.2.1);
-    2. persist ``hard_state`` (if set), ``snapshot_chunks``, and ``entries`` (which overwrite the
-       stored log from ``entries[0].index`` on) - one synced write;
+    2. persist ``hard_state`` (if set) and ``snapshot_chunks``;
     3. if ``snapshot`` is set, install the fully received snapshot (the state machine becomes
-       the snapshot, the stored log is discarded);
-    4. send ``messages_after_persist``;
-    5. apply ``committed_entries`` in order (they may include entries of this same Ready, so
-       apply only after step 2), and serve ``read_states`` once applied >= their index;
-    6. call ``advance(ready)``.
+       the snapshot, the stored log is discarded) - before step 4, because ``entries`` may
+       hold entries that follow the snapshot;
+    4. persist ``entries`` (they overwrite the stored log from ``entries[0].index`` on); steps
+       2-4 must all be durable before step 5;
+    5. send ``messages_after_persist``;
+    6. apply ``committed_entries`` in order (they may include entries of this same Ready, so
+       apply only after step 4), and serve ``read_states`` once applied >= their index;
+    7. call ``advance(ready)``.
     """
 
     hard_state: HardState | None = None

@@ -19,8 +19,9 @@ def run_one(options: SimOptions) -> tuple[int, str | None]:
     cluster = Cluster(options)
     try:
         cluster.run()
-    except SimViolation as e:
-        return cluster.events, f"{e}\n  reproduce: {options.command()}"
+    except AssertionError as e:  # SimViolation, or an invariant the simulated host asserts
+        kind = "" if isinstance(e, SimViolation) else f"{type(e).__name__}: "
+        return cluster.events, f"{kind}{e}\n  reproduce: {options.command()}"
     return cluster.events, None
 
 

@@ -333,10 +333,11 @@ class Cluster:
             del self.writes[op_id]
             if op_id in node.results:
                 self.history.ok(op_id, node.results[op_id])
-            elif w.incarnation == self.incarnation[node.id]:
-                # Another entry holds our index: ours was overwritten, never committed.
+            elif node.applied_terms.get(w.index, w.term) != w.term:
+                # Another entry was applied at our index: ours was overwritten, never committed.
                 self.history.fail(op_id)
             else:
+                # Skipped by a snapshot install, or the proposer restarted: we cannot tell.
                 self.history.info(op_id)
             self._next_op(self._client_of[op_id])
         for context, r in list(self.reads.items()):

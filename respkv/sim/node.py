@@ -111,6 +111,7 @@ class SimNode:
         self.persisting: Ready | None = None  # a Ready whose writes are being synced
         # Outputs collected by the cluster.
         self.applied_log: list[tuple[Index, Term, bytes]] = []
+        self.applied_terms: dict[Index, Term] = {}  # index -> term of each entry applied here
         self.results: dict[int, object] = {}  # client_op -> result of applying it
 
     # --- SnapshotSource --------------------------------------------------------------------
@@ -147,10 +148,10 @@ class SimNode:
                 disk.incoming = bytearray()
             assert len(disk.incoming) == chunk.offset, "chunk gap reached the host"
             disk.incoming += chunk.data
-        if rd.entries:
-            disk.write_entries(rd.entries)
         if rd.snapshot is not None:
             self._install(rd.snapshot)
+        if rd.entries:
+            disk.write_entries(rd.entries)
         for entry in rd.committed_entries:
             self._apply(entry)
         return rd
@@ -170,6 +171,7 @@ class SimNode:
         assert entry.index == self.applied + 1, f"apply gap: {self.applied} -> {entry.index}"
         self.applied, self.applied_term = entry.index, entry.term
         self.applied_log.append((entry.index, entry.term, entry.data))
+        self.applied_terms[entry.index] = entry.term
         if entry.type is EntryType.CONF_CHANGE:
             self.applied_conf = apply_conf_change(self.applied_conf, ConfChange.decode(entry.data))
         elif b"=" in entry.data and not entry.data.startswith(b"["):  # scenario "key=number"
