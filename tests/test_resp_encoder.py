@@ -146,3 +146,13 @@ def test_hiredis_reads_back_what_we_encode(value: object) -> None:
         else:
             assert got == expected
         assert not reader.has_data()
+
+
+@given(
+    values=st.lists(
+        st.one_of(_values, st.sampled_from([OK, PONG, QUEUED, NULL_ARRAY, Raw(b"+R\r\n")]))
+    )
+)
+def test_encode_many_equals_concatenated_encode(values: list[object]) -> None:
+    for protocol in (2, 3):
+        assert encode_many(values, protocol) == b"".join(encode(v, protocol) for v in values)

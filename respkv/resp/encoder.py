@@ -67,7 +67,8 @@ _INTS: Final = [b":%d\r\n" % i for i in range(_SMALL_INT_MIN, _SMALL_INT_MAX + 1
 _SMALL: Final = 1024
 _BULK_HEADERS: Final = [b"$%d\r\n" % i for i in range(_SMALL)]
 _ARRAY_HEADERS: Final = [b"*%d\r\n" % i for i in range(_SMALL)]
-_SIMPLE: Final = {OK: OK_BYTES, PONG: PONG_BYTES, QUEUED: QUEUED_BYTES}
+# Keyed by identity: the reply singletons live as long as the module (dataclass hashing is slow).
+_SIMPLE: Final = {id(OK): OK_BYTES, id(PONG): PONG_BYTES, id(QUEUED): QUEUED_BYTES}
 _INF: Final = math.inf
 
 
@@ -114,7 +115,7 @@ def encode_into(out: bytearray, value: object, protocol: int) -> None:
     elif value is None:
         out += NULL_BULK if protocol == 2 else NULL_RESP3
     elif t is SimpleString:
-        cached: bytes | None = _SIMPLE.get(value)  # type: ignore[call-overload]
+        cached = _SIMPLE.get(id(value))
         out += cached if cached is not None else b"+" + value.value + b"\r\n"  # type: ignore[attr-defined]
     elif t is list or t is tuple:
         items: list[object] = value  # type: ignore[assignment]
@@ -179,7 +180,7 @@ def encode(value: object, protocol: int = 2) -> bytes:
     """The RESP encoding of one reply."""
     t = type(value)
     if t is SimpleString:
-        cached: bytes | None = _SIMPLE.get(value)  # type: ignore[call-overload]
+        cached = _SIMPLE.get(id(value))
         if cached is not None:
             return cached
     elif value is None:
@@ -197,6 +198,22 @@ def encode(value: object, protocol: int = 2) -> bytes:
 def encode_many(values: Iterable[object], protocol: int) -> bytes:
     """The replies of a pipelined batch as one buffer, for one transport.write."""
     out = bytearray()
-    for value in values:
-        encode_into(out, value, protocol)
+    null = NULL_BULK if protocol == 2 else NULL_RESP3
+    for value in values:  # the commonest replies inline, the rest through encode_into
+        t = type(value)
+        if t is bytes:
+            size = len(value)  # type: ignore[arg-type]
+            out += _BULK_HEADERS[size] if size < _SMALL else b"$%d\r\n" % size
+            out += value  # type: ignore[arg-type]
+            out += b"\r\n"
+        elif id(value) in _SIMPLE:
+            out += _SIMPLE[id(value)]
+        elif value is None:
+            out += null
+        elif t is int and _SMALL_INT_MIN <= value <= _SMALL_INT_MAX:  # type: ignore[operator]
+            out += _INTS[value - _SMALL_INT_MIN]  # type: ignore[operator]
+        elif t is Raw:
+            out += value.data  # type: ignore[attr-defined]
+        else:
+            encode_into(out, value, protocol)
     return bytes(out)
