@@ -115,8 +115,8 @@ class CommandSpec:
             self.step,
             SetReply([SimpleString(c.encode()) for c in self.acl_categories]),
             SetReply([t.encode() for t in self.tips]),
-            [k.reply() for k in self.key_specs],
-            [s.info() for s in self.subcommands],
+            SetReply([k.reply() for k in self.key_specs]),  # Redis sends these as RESP3 sets
+            SetReply([s.info() for s in self.subcommands]),
         ]
 
 

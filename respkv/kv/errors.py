@@ -1,61 +1,58 @@
-"""Exact Redis 7.0 error texts used by the kv layer (without the leading '-').
+"""Exact Redis 7.0 error replies used by the kv layer.
 
-Local to kv until ``respkv.resp.errors`` provides the shared constructors; the strings are the
-ones redis-server 7.0.15 sends, checked by the differential test.
+The shared ones come from ``respkv.resp.errors`` (re-exported under the names kv uses); the
+few only kv needs are defined here. Texts are redis-server 7.0.15's, checked by the
+differential test.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Final
 
+from respkv.resp import errors as _resp
+from respkv.resp.errors import arg_text
 from respkv.resp.replies import ErrorReply
 
-WRONGTYPE = ErrorReply("WRONGTYPE Operation against a key holding the wrong kind of value")
-SYNTAX = ErrorReply("ERR syntax error")
-NOT_INTEGER = ErrorReply("ERR value is not an integer or out of range")
-NOT_FLOAT = ErrorReply("ERR value is not a valid float")
-INCR_OVERFLOW = ErrorReply("ERR increment or decrement would overflow")
-DECR_OVERFLOW = ErrorReply("ERR decrement would overflow")
-NAN_OR_INFINITY = ErrorReply("ERR increment would produce NaN or Infinity")
-STRING_TOO_LONG = ErrorReply("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
-OFFSET_OUT_OF_RANGE = ErrorReply("ERR offset is out of range")
-NO_SUCH_KEY = ErrorReply("ERR no such key")
-SAME_OBJECT = ErrorReply("ERR source and destination objects are the same")
-DB_OUT_OF_RANGE = ErrorReply("ERR DB index is out of range")
-INVALID_FIRST_DB = ErrorReply("ERR invalid first DB index")
-INVALID_SECOND_DB = ErrorReply("ERR invalid second DB index")
-INVALID_CURSOR = ErrorReply("ERR invalid cursor")
-EXPIRE_NX_COMBINATION = ErrorReply(
+WRONGTYPE: Final = _resp.WRONGTYPE
+SYNTAX: Final = _resp.SYNTAX
+NOT_INTEGER: Final = _resp.NOT_INTEGER
+NOT_FLOAT: Final = _resp.NOT_FLOAT
+INCR_OVERFLOW: Final = _resp.OVERFLOW
+NAN_OR_INFINITY: Final = _resp.INCR_NAN_OR_INF
+STRING_TOO_LONG: Final = _resp.STRING_TOO_LONG
+OFFSET_OUT_OF_RANGE: Final = _resp.OFFSET_OUT_OF_RANGE
+NO_SUCH_KEY: Final = _resp.NO_SUCH_KEY
+DB_OUT_OF_RANGE: Final = _resp.DB_INDEX_OUT_OF_RANGE
+INVALID_CURSOR: Final = _resp.INVALID_CURSOR
+wrong_arity = _resp.wrong_arity
+invalid_expire = _resp.invalid_expire_time
+
+DECR_OVERFLOW: Final = ErrorReply("ERR decrement would overflow")
+SAME_OBJECT: Final = ErrorReply("ERR source and destination objects are the same")
+INVALID_FIRST_DB: Final = ErrorReply("ERR invalid first DB index")
+INVALID_SECOND_DB: Final = ErrorReply("ERR invalid second DB index")
+EXPIRE_NX_COMBINATION: Final = ErrorReply(
     "ERR NX and XX, GT or LT options at the same time are not compatible"
 )
-EXPIRE_GT_LT = ErrorReply("ERR GT and LT options at the same time are not compatible")
-
-
-def _text(arg: bytes) -> str:
-    # addReplyErrorFormat turns CR and LF into spaces so the error stays one line.
-    return arg.decode("utf-8", "replace").replace("\r", " ").replace("\n", " ")
-
-
-def wrong_arity(name: str) -> ErrorReply:
-    return ErrorReply(f"ERR wrong number of arguments for '{name}' command")
-
-
-def invalid_expire(name: str) -> ErrorReply:
-    return ErrorReply(f"ERR invalid expire time in '{name}' command")
+EXPIRE_GT_LT: Final = ErrorReply("ERR GT and LT options at the same time are not compatible")
 
 
 def unsupported_option(option: bytes) -> ErrorReply:
-    return ErrorReply(f"ERR Unsupported option {_text(option)}")
+    """EXPIRE's "Unsupported option %s" (the option as C prints it: up to its first NUL)."""
+    nul = option.find(b"\0")
+    text = arg_text(option if nul < 0 else option[:nul])
+    return ErrorReply(f"ERR Unsupported option {text}".replace("\r", " ").replace("\n", " "))
 
 
 def unknown_command(argv: Sequence[bytes]) -> ErrorReply:
-    """Redis's text for an unknown command (name cut at 128 bytes, args listed up to 128)."""
-    args = ""
-    for arg in argv[1:]:
-        if len(args) >= 128:
-            break
-        remaining = 128 - len(args)
-        args += f"'{_text(arg[:remaining])}' "
-    return ErrorReply(
-        f"ERR unknown command '{_text(argv[0][:128])}', with args beginning with: {args}"
-    )
+    return _resp.unknown_command(argv[0], list(argv[1:]))
+
+
+def message_bytes(reply: ErrorReply) -> bytes:
+    """An error's text as bytes that ``message_reply`` turns back into the same reply."""
+    return reply.message.encode("utf-8", "surrogateescape")
+
+
+def message_reply(data: bytes) -> ErrorReply:
+    return ErrorReply(data.decode("utf-8", "surrogateescape"))

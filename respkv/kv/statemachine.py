@@ -208,7 +208,7 @@ class StateMachine:
             else:
                 result = [spec.name_bytes, *argv[1:]]
             if isinstance(result, ErrorReply):
-                encoded.append((ERROR_DB, [result.message.encode()]))
+                encoded.append((ERROR_DB, [errors.message_bytes(result)]))
             else:
                 encoded.append((db, result))
         return encode_transaction(now_ms, encoded)
@@ -339,7 +339,7 @@ class StateMachine:
 
     def _execute(self, db: int, argv: list[bytes], stamp: int) -> Any:
         if db == ERROR_DB:
-            return ErrorReply(argv[0].decode("utf-8", "replace"))
+            return errors.message_reply(argv[0])
         spec = lookup(argv[0])
         handler = spec.handler if spec is not None else INTERNAL.get(argv[0])
         if handler is None:

@@ -325,7 +325,7 @@ def prepare_getex(
             expire, bool(flags & (_EX | _EXAT)), bool(flags & (_EX | _PX)), now, "getex"
         )
         if isinstance(when, ErrorReply):
-            canonical += (b"ERR", when.message.encode())
+            canonical += (b"ERR", errors.message_bytes(when))
         else:
             canonical += (b"PXAT", str(when).encode())
     elif flags & _PERSIST:
@@ -336,7 +336,7 @@ def prepare_getex(
             if not _is_string(rec):
                 return errors.WRONGTYPE
             if canonical[2:3] == [b"ERR"]:
-                return ErrorReply(canonical[3].decode())
+                return errors.message_reply(canonical[3])
     return canonical
 
 
@@ -352,7 +352,7 @@ def getex(sm: StateMachine, argv: list[bytes], db: Db, stamp: int) -> Any:
         return value
     option = argv[2]
     if option == b"ERR":
-        return ErrorReply(argv[3].decode("utf-8", "replace"))
+        return errors.message_reply(argv[3])
     if option == b"PXAT":
         when = int(argv[3])
         if when <= stamp:
@@ -368,7 +368,7 @@ def prepare_mset(
     sm: StateMachine, argv: list[bytes], db_index: int, now: int, check: bool
 ) -> list[bytes] | ErrorReply:
     if len(argv) % 2 == 0:
-        return errors.wrong_arity(argv[0].decode("utf-8", "replace").lower())
+        return errors.wrong_arity(argv[0].decode().lower())
     return argv
 
 
