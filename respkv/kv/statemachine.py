@@ -519,6 +519,7 @@ class StateMachine:
         """Point logical db ``index`` at a fresh, empty keyspace; the old one becomes garbage."""
         old = self._dbs[index]
         self._overlay[layout.META_DEAD + old.phys_key] = b""
+        self._overlay[layout.META_COUNT + old.phys_key] = None
         self._counts.pop(old.phys, None)
         self._dirty_counts.discard(old.phys)
         fresh = Db(index, self._next_phys)
