@@ -165,13 +165,16 @@ for _spec in COMMANDS.values():
 #: client's argv (a client's "#expire" is an unknown command).
 INTERNAL: dict[bytes, Handler] = dict(keyspace.INTERNAL)
 
+#: What ``apply`` dispatches on: canonical (lowercase) names as payloads carry them.
+APPLIERS: dict[bytes, Handler] = {
+    **{s.name_bytes: s.handler for s in COMMANDS.values() if s.handler is not None},
+    **INTERNAL,
+}
+
 
 def lookup(name: bytes) -> CommandSpec | None:
     """The spec for a command name as sent by a client (any letter case), or None."""
-    spec = _BY_BYTES.get(name)
-    if spec is None:
-        spec = _BY_BYTES.get(name.lower())
-    return spec
+    return _BY_BYTES.get(name) or _BY_BYTES.get(name.lower())
 
 
 def is_write(name: bytes | str) -> bool:

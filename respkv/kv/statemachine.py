@@ -36,7 +36,7 @@ from respkv.resp.replies import ErrorReply
 
 from . import errors, layout
 from .backend import Backend
-from .commands import INTERNAL, CommandSpec, lookup
+from .commands import APPLIERS, CommandSpec, lookup
 from .layout import DATA, EXPIRE_FLAG, EXPIRES, GARBAGE, I64, MEMBERS, U32, U64
 from .payload import (
     ERROR_DB,
@@ -170,7 +170,9 @@ class StateMachine:
             return errors.unknown_command(argv)
         if not spec.is_write or spec.handler is None:
             return ErrorReply(f"ERR '{spec.name}' is not a write the state machine runs")
-        if not spec.arity_ok(len(argv)):
+        arity = spec.arity
+        argc = len(argv)
+        if (argc != arity) if arity >= 0 else (argc < -arity):
             return spec.arity_error
         if not 0 <= db < self.databases:
             return errors.DB_OUT_OF_RANGE
@@ -257,11 +259,13 @@ class StateMachine:
         handler = spec.handler
         if handler is None or spec.is_write:
             return ErrorReply(f"ERR '{spec.name}' is not a read the state machine runs")
-        if not spec.arity_ok(len(argv)):
+        arity = spec.arity
+        argc = len(argv)
+        if (argc != arity) if arity >= 0 else (argc < -arity):
             return spec.arity_error
         if not 0 <= db < self.databases:
             return errors.DB_OUT_OF_RANGE
-        return handler(self, list(argv), self._dbs[db], now_ms)
+        return handler(self, argv if type(argv) is list else list(argv), self._dbs[db], now_ms)
 
     def expired_keys(self, now_ms: int, limit: int) -> list[tuple[int, bytes]]:
         """Up to ``limit`` (db, key) whose expiry passed at ``now_ms``, from the expiry index.
@@ -340,8 +344,7 @@ class StateMachine:
     def _execute(self, db: int, argv: list[bytes], stamp: int) -> Any:
         if db == ERROR_DB:
             return errors.message_reply(argv[0])
-        spec = lookup(argv[0])
-        handler = spec.handler if spec is not None else INTERNAL.get(argv[0])
+        handler = APPLIERS.get(argv[0])
         if handler is None:
             # Only a payload from another version could name a command we do not run.
             log.error("log entry names an unknown command %r; skipped", argv[0][:64])

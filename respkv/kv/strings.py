@@ -196,6 +196,8 @@ def getrange(sm: StateMachine, argv: list[bytes], db: Db, now: int) -> Any:
 def prepare_set(
     sm: StateMachine, argv: list[bytes], db_index: int, now: int, check: bool
 ) -> list[bytes] | ErrorReply:
+    if len(argv) == 3:
+        return argv  # plain SET: nothing to check or rewrite
     parsed = parse_extended_options(argv, 3, True)
     if isinstance(parsed, ErrorReply):
         return parsed
