@@ -894,6 +894,13 @@ class PeerNetwork:
             return future
         return client.forward(db, argv, protocol)
 
+    def fail_forwards(self, to: NodeId, why: str) -> None:
+        """Give up on the forwards to ``to`` (e.g. it is no longer the leader): those not yet
+        written fail with ForwardNotSent, those written with ForwardOutcomeUnknown."""
+        client = self._clients.get(to)
+        if client is not None:
+            client._fail_pending(why)
+
     def peer_hello(self, node_id: NodeId) -> Hello | None:
         """What the peer said about itself when it last connected to us (addresses, ...)."""
         return self.server.hellos.get(node_id)

@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING
 
 from respkv import __version__
 from respkv.config import Config, parse_address
-from respkv.kv.machine import StateMachine
+from respkv.kv.statemachine import StateMachine
 from respkv.raft.node import RaftConfig, ReadMode
 from respkv.raft.types import Member, NodeId
 from respkv.storage import Store
 
+from .cluster import ClusterLink, derived_cluster_id
 from .dispatch import Dispatcher
-from .runtime import NodeRuntime, member_context
+from .runtime import ClusterDown, NodeRuntime, member_context
 
 if TYPE_CHECKING:
     from .connection import ClientConnection
@@ -35,6 +36,7 @@ class Stats:
     commands_processed: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
+    expired_keys: int = 0
 
 
 class Server:
@@ -53,9 +55,12 @@ class Server:
         self.lastsave = int(time.time())
         self.store: Store | None = None
         self.runtime: NodeRuntime | None = None
+        self.cluster: ClusterLink | None = None
         self.state_machine: StateMachine | None = None
         self.dispatcher = Dispatcher(self)
         self._listener: asyncio.AbstractServer | None = None
+        self._expiry_handle: asyncio.TimerHandle | None = None
+        self._expiry_in_flight = False
         self._stopped = asyncio.Event()
         self.port = config.server.port
 
@@ -71,7 +76,12 @@ class Server:
             data_dir,
         )
         data_dir.parent.mkdir(parents=True, exist_ok=True)
-        self.store = Store.open(data_dir, config.cluster.node_id)
+        new = not data_dir.exists()
+        # A new node of a static cluster takes the id every member derives from the same
+        # initial_cluster; afterwards the store's recorded id is the truth.
+        self.store = Store.open(
+            data_dir, config.cluster.node_id, derived_cluster_id(config) if new else None
+        )
         self.state_machine = StateMachine(self.store.keyspace, databases=config.server.databases)
         raft = config.raft
         tick = raft.heartbeat_interval_ms / 1000
@@ -122,8 +132,15 @@ class Server:
         )
         if not raft.fsync:
             log.warning("fsync is off: an acknowledged write can be lost if the machine fails")
+        self.cluster = ClusterLink(
+            config, self.runtime, self.state_machine, self.store.cluster_id, client_address
+        )
+        await self.cluster.start()
         self.runtime.start()
         loop = asyncio.get_running_loop()
+        self._expiry_handle = loop.call_later(
+            config.server.expiry_cycle_ms / 1000, self._expiry_cycle
+        )
         self._listener = await loop.create_server(
             lambda: self.dispatcher.new_connection(),
             config.server.bind,
@@ -135,14 +152,42 @@ class Server:
         self.port = sock[1]
         log.info("ready to accept connections on %s:%d", sock[0], sock[1])
 
+    def _expiry_cycle(self) -> None:
+        """The leader deletes expired keys through the log; every node collects garbage."""
+        runtime, sm = self.runtime, self.state_machine
+        assert runtime is not None and sm is not None
+        loop = asyncio.get_running_loop()
+        if runtime.is_leader and not self._expiry_in_flight:
+            now_ms = time.time_ns() // 1_000_000
+            keys = sm.expired_keys(now_ms, 200)
+            if keys:
+                self._expiry_in_flight = True
+                self.stats.expired_keys += len(keys)
+
+                def done(_: object) -> None:
+                    self._expiry_in_flight = False
+
+                try:
+                    runtime.propose(sm.prepare_expire(keys, now_ms), done)
+                except ClusterDown:
+                    self._expiry_in_flight = False
+        sm.collect_garbage(1000)
+        self._expiry_handle = loop.call_later(
+            self.config.server.expiry_cycle_ms / 1000, self._expiry_cycle
+        )
+
     async def stop(self) -> None:
         log.info("shutting down")
+        if self._expiry_handle is not None:
+            self._expiry_handle.cancel()
         if self._listener is not None:
             self._listener.close()
         for client in list(self.clients.values()):
             client.kill()
         if self.runtime is not None:
             await self.runtime.stop()
+        if self.cluster is not None:
+            await self.cluster.close()
         if self.store is not None:
             self.store.close()
         log.info("shut down cleanly")

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from respkv import __version__
@@ -75,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from .app import Server
 
+    runner: Callable[..., Any]
     try:
         import uvloop
 

@@ -112,6 +112,7 @@ def auth(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
     if not _check_password(server, user, password):
         return ErrorReply("WRONGPASS invalid username-password pair or user is disabled.")
     conn.authenticated = True
+    conn.parser.auth_required = False
     conn.user = user.decode(errors="replace")
     return OK
 
@@ -137,6 +138,7 @@ def hello(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
             if not _check_password(server, user, password):
                 return ErrorReply("WRONGPASS invalid username-password pair or user is disabled.")
             conn.authenticated = True
+            conn.parser.auth_required = False
             position += 3
         elif option == b"setname" and remaining >= 1:
             name = argv[position + 1]
@@ -178,6 +180,7 @@ def reset(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
     conn.name = b""
     conn.readonly = False
     conn.authenticated = not server.requirepass
+    conn.parser.auth_required = not conn.authenticated
     return SimpleString(b"RESET")
 
 
@@ -451,7 +454,7 @@ def config(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
             (argv[i].decode(errors="replace").lower(), argv[i + 1].decode(errors="replace"))
             for i in range(2, len(argv), 2)
         ]
-        for name, value in pairs:
+        for name, _value in pairs:
             if name not in honoured and name not in IGNORED_DEFAULTS:
                 return ErrorReply(
                     f"ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
@@ -554,7 +557,7 @@ def _section_stats(server: Server) -> list[str]:
         f"total_net_input_bytes:{s.bytes_in}",
         f"total_net_output_bytes:{s.bytes_out}",
         f"rejected_connections:{s.rejected_connections}",
-        "expired_keys:0",
+        f"expired_keys:{s.expired_keys}",
         "evicted_keys:0",
     ]
 
@@ -582,7 +585,7 @@ def _section_keyspace(server: Server) -> list[str]:
         return []
     lines = []
     for db in range(server.config.server.databases):
-        keys = sm.dbsize(db) if hasattr(sm, "dbsize") else 0
+        keys = sm.key_count(sm.db(db))
         if keys:
             lines.append(f"db{db}:keys={keys},expires=0,avg_ttl=0")
     return lines

@@ -47,8 +47,8 @@ class ClientConnection(asyncio.BufferedProtocol):
         self.transport: asyncio.Transport | None = None
         limits = self.server.config.server
         self.parser = RequestParser(
-            max_bulk_len=limits.proto_max_bulk_len,
-            max_query_buffer=limits.client_query_buffer_limit,
+            proto_max_bulk_len=limits.proto_max_bulk_len,
+            client_max_querybuf_len=limits.client_query_buffer_limit,
         )
         self._buffer = bytearray(65536)
         self._view = memoryview(self._buffer)
@@ -64,12 +64,15 @@ class ClientConnection(asyncio.BufferedProtocol):
         # Connection state, as in Redis.
         self.db = 0
         self.protocol = 2
-        self.authenticated = not self.server.config.server.requirepass
+        self.authenticated = not self.server.requirepass
+        # Before AUTH, Redis caps what a client may send; the parser enforces it.
+        self.parser.auth_required = not self.authenticated
         self.user = "default"
         self.name = b""
         self.lib_name = b""
         self.lib_version = b""
         self.readonly = False  # READONLY: serve reads from local state
+        self.cluster_aware = False  # a Redis Cluster client: followers answer -MOVED
         self.addr = "?"
         self.laddr = "?"
         self.created_at = 0.0
@@ -79,8 +82,7 @@ class ClientConnection(asyncio.BufferedProtocol):
     # --- asyncio.BufferedProtocol ------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
         peer = transport.get_extra_info("peername")
         sock = transport.get_extra_info("sockname")
         self.addr = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
@@ -102,13 +104,16 @@ class ClientConnection(asyncio.BufferedProtocol):
         if self._closing:
             return
         self.server.stats.bytes_in += nbytes
-        try:
-            self.parser.feed(self._view[:nbytes])
-            commands = self.parser.get_commands()
-        except ProtocolError as e:
-            self._protocol_error(str(e))
-            return
-        if commands:
+        parser = self.parser
+        parser.feed(self._view[:nbytes])
+        while not self._closing:
+            try:
+                commands = parser.get_commands()
+            except ProtocolError as e:
+                self._protocol_error(e)
+                return
+            if not commands:
+                break
             if self._queued:  # still behind a barrier: keep the order
                 self._queued.extend(commands)
             else:
@@ -164,7 +169,7 @@ class ClientConnection(asyncio.BufferedProtocol):
         slots = self._slots
         out = self._out
         while slots and slots[0].reply is not None:
-            out += slots.popleft().reply  # type: ignore[operator]
+            out += slots.popleft().reply  # type: ignore[arg-type]
         if not self._in_flight:
             if self._queued:
                 queued, self._queued = self._queued, deque()
@@ -201,9 +206,10 @@ class ClientConnection(asyncio.BufferedProtocol):
     def _write_error(self, message: str) -> None:
         self.reply_now(ErrorReply(message))
 
-    def _protocol_error(self, message: str) -> None:
-        log.debug("client %s: %s", self.addr, message)
-        self._write_error(message)
+    def _protocol_error(self, error: ProtocolError) -> None:
+        log.debug("client %s: %s", self.addr, error.message)
+        if error.reply is not None:  # none for the query buffer limit: Redis just closes
+            self.reply_now(error.reply)
         self.close_after_flush()
         self._flush()
 

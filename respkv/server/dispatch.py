@@ -15,9 +15,11 @@ from respkv.kv.errors import unknown_command
 from respkv.resp.replies import ErrorReply
 
 from . import commands as server_commands
+from .cluster_commands import cluster_command
 from .connection import READ, WRITE, ClientConnection
 from .errors import error_reply
 from .runtime import ClusterDown
+from .slots import key_slot
 
 if TYPE_CHECKING:
     from .app import Server
@@ -30,6 +32,7 @@ class Dispatcher:
         self.server = server
         self.handlers = dict(server_commands.HANDLERS)
         self.handlers[b"command"] = command_command
+        self.handlers[b"cluster"] = cluster_command
 
     def new_connection(self) -> ClientConnection:
         return ClientConnection(self)
@@ -75,6 +78,9 @@ class Dispatcher:
             if isinstance(payload, ErrorReply):
                 conn.reply_now(payload)
                 return
+            if not runtime.is_leader and runtime.leader and server.cluster is not None:
+                self._write_on_follower(conn, spec, argv, db)
+                return
             slot = conn.reply_later(WRITE)
             try:
                 runtime.propose(payload, lambda reply: conn.complete(slot, _reply(reply)))
@@ -97,6 +103,19 @@ class Dispatcher:
             conn.reply_now(state_machine.read(argv, db, time.time_ns() // 1_000_000))
         else:
             slots.append(conn.reply_later(READ))
+
+    def _write_on_follower(
+        self, conn: ClientConnection, spec: kv_commands.CommandSpec, argv: list[bytes], db: int
+    ) -> None:
+        cluster = self.server.cluster
+        assert cluster is not None
+        if self.server.config.cluster.follower_writes == "moved" or conn.cluster_aware:
+            keys = spec.key_positions(len(argv))
+            if keys:  # keyless commands are never redirected
+                conn.reply_now(cluster.moved(key_slot(argv[keys[0]])))
+                return
+        slot = conn.reply_later(WRITE)
+        cluster.forward_write(argv, db, conn.protocol, lambda reply: conn.complete(slot, reply))
 
 
 def _reply(value: Any) -> Any:
