@@ -185,6 +185,16 @@ def _tolerant(name: bytes, ours: Any, theirs: Any) -> bool:
     return bool(ours == theirs)
 
 
+def check_reply(name: bytes, mine: Any, theirs: Any, context: str) -> None:
+    if name in (b"ttl", b"pttl", b"expiretime", b"pexpiretime"):
+        assert _tolerant(name, mine, theirs), f"{context}: ours {mine!r} redis {theirs!r}"
+    elif name == b"keys" and isinstance(theirs, list):
+        assert isinstance(mine, list), context
+        assert sorted(mine) == sorted(theirs), f"{context}: ours {mine!r} redis {theirs!r}"
+    else:
+        assert mine == theirs, f"{context}: ours {mine!r} redis {theirs!r}"
+
+
 def _scan_all(call: Any, args: list[bytes]) -> Any:
     """Run SCAN to the end from cursor args[1]; the set of keys, or the first error."""
     first = call(args)
@@ -229,11 +239,8 @@ def compare(redis: RawRedis, ours: Driver, steps: list[tuple[int, list[bytes]]])
             theirs = redis.call(*args)
             mine = our_call(args)
         context = f"db {db}: {args!r}"
-        if name in (b"ttl", b"pttl", b"expiretime", b"pexpiretime"):
-            assert _tolerant(name, mine, theirs), f"{context}: ours {mine!r} redis {theirs!r}"
-        elif name == b"keys":
-            assert isinstance(mine, list) and isinstance(theirs, list), context
-            assert sorted(mine) == sorted(theirs), f"{context}: ours {mine!r} redis {theirs!r}"
+        if name in (b"ttl", b"pttl", b"expiretime", b"pexpiretime", b"keys"):
+            check_reply(name, mine, theirs, context)
         elif name == b"randomkey":
             assert (mine is None) == (theirs is None), f"{context}: {mine!r} / {theirs!r}"
             if mine is not None:
@@ -283,3 +290,73 @@ def test_every_generated_command_is_known() -> None:
     }  # fmt: skip
     assert {n.decode() for n in generated} | {"flushall"} == handled
     assert all(lookup(n) is not None for n in generated)
+
+
+def _queueable(args: list[bytes]) -> bool:
+    """Commands Redis accepts inside MULTI without EXECABORT (known, right arity) and whose
+    reply needs no cross-check against the keyspace."""
+    spec = lookup(args[0])
+    return (
+        spec is not None
+        and spec.handler is not None
+        and spec.arity_ok(len(args))
+        and spec.name not in ("scan", "randomkey")
+    )
+
+
+@settings(
+    max_examples=int(os.environ.get("KV_DIFF_EXAMPLES", "300")) // 2,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    chunks=st.lists(st.lists(STEP, min_size=1, max_size=8), min_size=1, max_size=5),
+    as_batch=st.booleans(),
+)
+def test_transactions_and_batches_against_redis(
+    redis_port: int, chunks: list[list[tuple[int, list[bytes]]]], as_batch: bool
+) -> None:
+    """MULTI/EXEC on Redis against one transaction payload, or (as_batch) against several
+    write payloads applied in one ``apply`` call."""
+    redis = RawRedis(redis_port)
+    ours = Driver()
+    try:
+        redis.call("FLUSHALL")
+        compare(redis, ours, [])
+        for chunk in chunks:
+            steps = [(db, args) for db, args in chunk if _queueable(args)]
+            if as_batch:
+                steps = [(db, a) for db, a in steps if lookup(a[0]).is_write]  # type: ignore[union-attr]
+            if not steps:
+                continue
+            now = int(time.time() * 1000)
+            redis.call("SELECT", "0")
+            assert redis.call("MULTI") == b"OK"
+            current = 0
+            for db, args in steps:
+                if db != current:
+                    assert redis.call("SELECT", str(db)) == b"QUEUED"
+                    current = db
+                assert redis.call(*args) == b"QUEUED", args
+            theirs_all = redis.call("EXEC")
+            theirs = []  # without the replies of the SELECTs queued in between
+            current = 0
+            k = 0
+            for db, _ in steps:
+                if db != current:
+                    k += 1  # the SELECT's OK
+                    current = db
+                theirs.append(theirs_all[k])
+                k += 1
+            if as_batch:
+                mine = normalize(ours.batch([(a, db) for db, a in steps], now))
+            else:
+                encoded = ours.sm.prepare_transaction([(a, db) for db, a in steps], now)
+                (replies,) = ours.apply([encoded])
+                mine = normalize(replies)
+            for (db, args), m, t in zip(steps, mine, theirs, strict=True):
+                where = "batch" if as_batch else "EXEC"
+                check_reply(args[0].lower(), m, t, f"in {where}: db {db} {args!r}")
+        compare(redis, ours, [])
+    finally:
+        redis.close()
