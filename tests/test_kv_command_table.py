@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import hiredis
 import pytest
@@ -143,8 +144,8 @@ def _raw_reply(sock: socket.socket, *args: str) -> bytes:
             return data
 
 
-def _sorted_subcommands(reply: list[object]) -> list[object]:
-    return [*reply[:9], sorted(reply[9], key=lambda e: e[0])]  # type: ignore[index]
+def _sorted_subcommands(reply: list[Any]) -> list[Any]:
+    return [*reply[:9], sorted(reply[9], key=lambda e: e[0])]
 
 
 @pytest.mark.parametrize("protocol", [2, 3])

@@ -185,3 +185,18 @@ def test_payload_round_trip(stamp: int, db: int, argv: list[bytes]) -> None:
     txn = payload.encode_transaction(stamp, [(db, argv), (0, argv[:1])])
     assert payload.decode(txn) == (payload.TRANSACTION, stamp, [(db, argv), (0, argv[:1])])
     assert payload.decode_single(txn) is None
+
+
+def test_a_failed_batch_leaves_no_trace() -> None:
+    backend = MemoryBackend()
+    sm = StateMachine(backend)
+    good = sm.prepare_write([b"SWAPDB", b"0", b"1"], 0, T0)
+    assert isinstance(good, bytes)
+    try:
+        sm.apply([(1, good), (2, b"\x07garbage")])
+    except payload.PayloadError:
+        pass
+    else:
+        raise AssertionError("a corrupt payload must raise")
+    assert backend.applied_index == 0 and dict(backend._data) == {}
+    assert sm.db_mapping()[:2] == [0, 1]  # the swap was rolled back in memory too

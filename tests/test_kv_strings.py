@@ -165,7 +165,8 @@ def test_incrbyfloat_formats_like_redis(kv: Driver) -> None:
     assert call(kv, "INCRBYFLOAT", "g", "3.0e3") == b"3000"
     assert call(kv, "INCRBYFLOAT", "h", "1.23456789012345678901234") == b"1.23456789012345679"
     assert call(kv, "INCRBYFLOAT", "i", "-0.0") == b"0"
-    assert call(kv, "INCRBYFLOAT", "j", "1e400")[:8] == b"10000000"  # long double range
+    huge = call(kv, "INCRBYFLOAT", "j", "1e400")  # long double range, beyond a double's
+    assert isinstance(huge, bytes) and huge.startswith(b"10000000000000000000") and len(huge) == 401
     assert call(kv, "INCRBYFLOAT", "f", "abc") == err("ERR value is not a valid float")
     assert call(kv, "INCRBYFLOAT", "f", "inf") == err("ERR increment would produce NaN or Infinity")
     call(kv, "SET", "s", "x")

@@ -246,6 +246,12 @@ class StateMachine:
             if last_index >= 0:
                 self._flush_counts()
                 self._backend.write(self._overlay, last_index)
+        except BaseException:
+            # Nothing of the batch reached the backend: drop the cached state it changed.
+            self._overlay = {}
+            self._in_apply = False
+            self.reload()
+            raise
         finally:
             self._overlay = {}
             self._in_apply = False
