@@ -94,8 +94,9 @@ def select(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
 
 
 def _check_password(server: Server, user: bytes, password: bytes) -> bool:
-    return (
-        user == b"default" and bool(server.requirepass) and password == server.requirepass.encode()
+    # Without requirepass the default user is "nopass": any password is accepted, as in Redis.
+    return user == b"default" and (
+        not server.requirepass or password == server.requirepass.encode()
     )
 
 
@@ -265,12 +266,12 @@ def client(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
     if sub == b"info" and len(argv) == 2:
         return Verbatim(b"txt", client_info_line(server, conn) + b"\n")
     if sub == b"list":
-        lines = [client_info_line(server, c) + b"\n" for c in server.clients.values()]
-        return Verbatim(b"txt", b"".join(lines))
+        return _client_list(server, argv)
     if sub == b"kill" and len(argv) >= 3:
         return _client_kill(server, conn, argv)
     if sub in (b"no-evict", b"no-touch", b"reply") and len(argv) == 3:
-        return OK
+        allowed = (b"on", b"off", b"skip") if sub == b"reply" else (b"on", b"off")
+        return OK if argv[2].lower() in allowed else syntax_error()
     if sub == b"help":
         return [
             b"CLIENT <subcommand> [<arg> ...]. Subcommands are: ID, GETNAME, SETNAME, "
@@ -281,6 +282,35 @@ def client(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
     return unknown_subcommand(argv)
 
 
+# Client types of CLIENT LIST/KILL TYPE; every respkv client is a normal one.
+_CLIENT_TYPES = (b"normal", b"master", b"slave", b"replica", b"pubsub")
+
+
+def _unknown_client_type(name: bytes) -> ErrorReply:
+    return ErrorReply(f"ERR Unknown client type '{name.decode(errors='replace')}'")
+
+
+def _client_list(server: Server, argv: list[bytes]) -> Any:
+    clients = list(server.clients.values())
+    if len(argv) == 4 and argv[2].lower() == b"type":
+        if argv[3].lower() not in _CLIENT_TYPES:
+            return _unknown_client_type(argv[3])
+        if argv[3].lower() != b"normal":
+            clients = []
+    elif len(argv) > 3 and argv[2].lower() == b"id":
+        clients = []
+        for raw in argv[3:]:
+            wanted = parse_int(raw)
+            if wanted is None:
+                return ErrorReply("ERR Invalid client ID")
+            found = server.clients.get(wanted)
+            if found is not None:
+                clients.append(found)
+    elif len(argv) != 2:
+        return syntax_error()
+    return Verbatim(b"txt", b"".join(client_info_line(server, c) + b"\n" for c in clients))
+
+
 def _client_kill(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
     if len(argv) == 3:  # old form: CLIENT KILL addr:port
         target = argv[2].decode(errors="replace")
@@ -289,29 +319,49 @@ def _client_kill(server: Server, conn: ClientConnection, argv: list[bytes]) -> A
                 c.close_after_flush() if c is conn else c.kill()
                 return OK
         return ErrorReply("ERR No such client")
-    killed = 0
-    filters = argv[2:]
-    if len(filters) % 2:
-        return syntax_error()
-    for c in list(server.clients.values()):
-        match = True
-        for key, value in zip(filters[::2], filters[1::2], strict=True):
-            key = key.lower()
-            if key == b"id":
-                match &= str(c.id).encode() == value
-            elif key == b"addr":
-                match &= c.addr.encode() == value
-            elif key == b"laddr":
-                match &= c.laddr.encode() == value
-            elif key == b"user":
-                match &= c.user.encode() == value
-            elif key == b"skipme":
-                match &= not (value.lower() == b"yes" and c is conn)
-            else:
+    # New form: filters (all must match), SKIPME yes by default, as in Redis 7.0.
+    wanted: dict[bytes, bytes] = {}
+    normal = True
+    skipme = True
+    position = 2
+    while position < len(argv):
+        key = argv[position].lower()
+        if position + 1 >= len(argv):
+            return syntax_error()
+        value = argv[position + 1]
+        if key == b"id":
+            number = parse_int(value)
+            if number is None or number < 1:
+                return ErrorReply("ERR client-id should be greater than 0")
+        elif key == b"type":
+            if value.lower() not in _CLIENT_TYPES:
+                return _unknown_client_type(value)
+            normal = value.lower() == b"normal"
+        elif key == b"user":
+            if value != b"default":
+                return ErrorReply(f"ERR No such user '{value.decode(errors='replace')}'")
+        elif key == b"skipme":
+            if value.lower() not in (b"yes", b"no"):
                 return syntax_error()
-        if match:
-            killed += 1
-            c.close_after_flush() if c is conn else c.kill()
+            skipme = value.lower() == b"yes"
+        elif key not in (b"addr", b"laddr"):
+            return syntax_error()
+        wanted[key] = value
+        position += 2
+    killed = 0
+    for c in list(server.clients.values()):
+        fields = {
+            b"id": str(c.id).encode(),
+            b"addr": c.addr.encode(),
+            b"laddr": c.laddr.encode(),
+            b"user": c.user.encode(),
+        }
+        if not normal or (skipme and c is conn):
+            continue
+        if any(fields[key] != value for key, value in wanted.items() if key in fields):
+            continue
+        killed += 1
+        c.close_after_flush() if c is conn else c.kill()
     return killed
 
 
@@ -341,8 +391,10 @@ def _parameters(
 
     def set_maxclients(value: str) -> str | None:
         number = parse_int(value.encode())
-        if number is None or number < 1:
-            return "argument must be a positive integer"
+        if number is None:
+            return "argument couldn't be parsed into an integer"
+        if not 1 <= number <= 4294967295:
+            return "argument must be between 1 and 4294967295 inclusive"
         server.maxclients = number
         return None
 
@@ -350,9 +402,7 @@ def _parameters(
         import logging
 
         if value.lower() not in ("debug", "verbose", "notice", "warning"):
-            return (
-                "argument(s) must be one of the following: debug, verbose, notice, warning, nothing"
-            )
+            return "argument(s) must be one of the following: debug, verbose, notice, warning"
         logging.getLogger("respkv").setLevel(
             {"debug": "DEBUG", "verbose": "INFO", "notice": "INFO", "warning": "WARNING"}[
                 value.lower()
@@ -383,9 +433,9 @@ IGNORED_DEFAULTS = {
     "maxmemory-policy": "noeviction",
     "timeout": "0",
     "tcp-keepalive": "300",
-    "hash-max-listpack-entries": "128",
+    "hash-max-listpack-entries": "512",
     "hash-max-listpack-value": "64",
-    "hash-max-ziplist-entries": "128",
+    "hash-max-ziplist-entries": "512",
     "hash-max-ziplist-value": "64",
     "list-max-listpack-size": "-2",
     "list-max-ziplist-size": "-2",

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from respkv.kv import commands as kv_commands
 from respkv.kv.errors import unknown_command
+from respkv.kv.glob import stringmatch
 from respkv.resp.replies import ErrorReply
 
 from . import commands as server_commands
@@ -130,7 +131,7 @@ def command_command(server: Server, conn: ClientConnection, argv: list[bytes]) -
     if sub == b"count" and len(argv) == 2:
         return len(specs)
     if sub == b"list":
-        return [spec.name_bytes for spec in specs]
+        return _command_list(specs, argv)
     if sub == b"info":
         found = [kv_commands.lookup(name) for name in argv[2:]] if len(argv) > 2 else specs
         return [spec.info() if spec is not None else None for spec in found]
@@ -145,19 +146,41 @@ def command_command(server: Server, conn: ClientConnection, argv: list[bytes]) -
                     b"group": _group(spec).encode(),
                 }
         return docs
-    if sub == b"getkeys" and len(argv) >= 3:
+    if sub == b"getkeys" and len(argv) >= 4:  # Redis: COMMAND GETKEYS has arity -4
         spec = kv_commands.lookup(argv[2])
         if spec is None:
             return ErrorReply("ERR Invalid command specified")
+        positions = spec.key_positions(len(argv) - 2)
+        if spec.first_key <= 0:
+            return ErrorReply("ERR The command has no key arguments")
         if not spec.arity_ok(len(argv) - 2):
             return ErrorReply("ERR Invalid number of arguments specified for command")
-        positions = spec.key_positions(len(argv) - 2)
-        if not positions:
-            return ErrorReply("ERR The command has no key arguments")
         return [argv[2 + p] for p in positions]
-    if sub == b"help":
+    if sub == b"help" and len(argv) == 2:
         return [b"COMMAND [<subcommand>]: COUNT, DOCS, GETKEYS, INFO, LIST."]
+    if sub in (b"count", b"getkeys", b"help"):
+        return server_commands.subcommand_arity(argv)
     return server_commands.unknown_subcommand(argv)
+
+
+def _command_list(specs: list[kv_commands.CommandSpec], argv: list[bytes]) -> Any:
+    """COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN glob]; with subcommands."""
+    every = [s for spec in specs for s in (spec, *spec.subcommands)]
+    if len(argv) == 2:
+        return [spec.name_bytes for spec in every]
+    if len(argv) != 5 or argv[2].lower() != b"filterby":
+        return server_commands.syntax_error()
+    kind, value = argv[3].lower(), argv[4]
+    if kind == b"module":
+        return []
+    if kind == b"aclcat":
+        wanted = "@" + value.decode(errors="replace").lower()
+        return [spec.name_bytes for spec in every if wanted in spec.acl_categories]
+    if kind == b"pattern":
+        return [
+            spec.name_bytes for spec in every if stringmatch(value, spec.name_bytes, nocase=True)
+        ]
+    return server_commands.syntax_error()
 
 
 def _group(spec: kv_commands.CommandSpec) -> str:

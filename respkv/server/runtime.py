@@ -121,7 +121,8 @@ class NodeRuntime:
         self._proposals: dict[Index, _Proposal] = {}
         self._read_contexts = itertools.count(1)
         # Reads wait in batches: every read that asks in one loop turn shares one ReadIndex.
-        self._pending_reads: dict[bytes, list[Done]] = {}
+        self._pending_reads: dict[bytes, list[Done]] = {}  # asked the core, no ReadState yet
+        self._pending_read_deadlines: deque[tuple[float, bytes]] = deque()
         self._waiting_reads: deque[tuple[Index, list[Done], float]] = deque()
         self._read_batch: list[Done] | None = None
         self._ready_scheduled = False
@@ -240,6 +241,8 @@ class NodeRuntime:
             else:
                 context = next(self._read_contexts).to_bytes(8, "big")
                 self._pending_reads[context] = batch
+                deadline = self._loop.time() + self.request_timeout
+                self._pending_read_deadlines.append((deadline, context))
                 self.raft.read_index(context)
             self._schedule_ready()
         batch.append(done)
@@ -351,12 +354,19 @@ class NodeRuntime:
                 break  # proposals are in index order, hence in deadline order
             del self._proposals[index]
             proposal.done(OutcomeUnknown(f"no answer within {self.request_timeout:g}s"))
+        deadlines = self._pending_read_deadlines
+        while deadlines and (deadlines[0][0] <= now or deadlines[0][1] not in self._pending_reads):
+            _, context = deadlines.popleft()
+            batch = self._pending_reads.pop(context, None)
+            if batch is not None:
+                _call_all(batch, ClusterDown("the leader did not confirm the read in time"))
         waiting = self._waiting_reads
         while waiting and waiting[0][2] <= now:
             _call_all(waiting.popleft()[1], ClusterDown("the read could not be confirmed in time"))
 
     def _fail_reads(self, error: Exception) -> None:
         pending, self._pending_reads = self._pending_reads, {}
+        self._pending_read_deadlines.clear()
         for batch in pending.values():
             _call_all(batch, error)
         while self._waiting_reads:
@@ -374,6 +384,11 @@ class NodeRuntime:
         if self.role is Role.LEADER and role is not Role.LEADER:
             # Reads confirmed by this node's leadership can no longer be trusted.
             self._fail_reads(ClusterDown("leadership changed; retry"))
+        elif leader != self.leader and self._pending_reads:
+            # Read index requests sent to the old leader may never be answered.
+            pending, self._pending_reads = self._pending_reads, {}
+            for batch in pending.values():
+                _call_all(batch, ClusterDown("the leader changed; retry"))
         self.leader, self.role, self.term = leader, role, term
         for callback in self.on_soft_state:
             callback(leader, role, term)
