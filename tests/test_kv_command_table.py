@@ -28,6 +28,9 @@ SERVER_SIDE = [
     "time",
     "lastsave",
     "config",
+    "cluster",
+    "readonly",
+    "readwrite",
 ]
 KV_COMMANDS = [
     "get",
