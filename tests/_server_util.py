@@ -76,12 +76,13 @@ class RealRedis:
 
 
 @contextmanager
-def real_redis() -> Iterator[RealRedis]:
+def real_redis(*extra: str) -> Iterator[RealRedis]:
     """A real redis-server (7.0.15 on the test machines): no persistence, loopback only."""
     binary = require_binary("redis-server", "redis-server")
     port = free_port()
     proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        + list(extra),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

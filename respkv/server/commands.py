@@ -155,7 +155,7 @@ def hello(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
     if not conn.authenticated:
         return ErrorReply(
             "NOAUTH HELLO must be called with the client already authenticated, otherwise the "
-            "HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and "
+            "HELLO AUTH <user> <pass> option can be used to authenticate the client and "
             "select the RESP protocol version at the same time"
         )
     conn.protocol = protocol
