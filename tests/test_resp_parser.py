@@ -434,3 +434,19 @@ def test_inline_quoting_round_trip(lines: list[list[bytes]]) -> None:
 
     stream = b"".join(b" ".join(quote(a) for a in line) + b"\r\n" for line in lines)
     assert parse(stream) == (lines, None)
+
+
+def test_partial_command_after_a_clean_boundary_is_checked_from_its_start() -> None:
+    """Regression: the partial-command checker kept its position across a batch that ended on
+    a command boundary, and misread the next partial command (found by hypothesis)."""
+    first = encode_command([b"SET", b"k", b"v"])
+    second = encode_command([b"", b"", b""])
+    parser = RequestParser()
+    parser.feed(first[:10])  # a partial command: the checker follows it
+    assert parser.get_commands() == []
+    parser.feed(first[10:])  # completes exactly on a boundary
+    assert parser.get_commands() == [[b"SET", b"k", b"v"]]
+    parser.feed(second[:12])  # a new partial command
+    assert parser.get_commands() == []
+    parser.feed(second[12:])
+    assert parser.get_commands() == [[b"", b"", b""]]

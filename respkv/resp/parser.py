@@ -201,6 +201,9 @@ class RequestParser:
             if consumed == n:  # the common case: the batch ended on a command boundary
                 buf.clear()
                 self._fed = 0
+                # The partial command the tail checker followed (if any) is complete now.
+                self._tail.reset()
+                self._tail_pos = 0
                 return out
             if consumed > n:
                 return self._switch_to_exact([])
