@@ -439,14 +439,8 @@ def test_inline_quoting_round_trip(lines: list[list[bytes]]) -> None:
 def test_partial_command_after_a_clean_boundary_is_checked_from_its_start() -> None:
     """Regression: the partial-command checker kept its position across a batch that ended on
     a command boundary, and misread the next partial command (found by hypothesis)."""
-    first = encode_command([b"SET", b"k", b"v"])
-    second = encode_command([b"", b"", b""])
-    parser = RequestParser()
-    parser.feed(first[:10])  # a partial command: the checker follows it
-    assert parser.get_commands() == []
-    parser.feed(first[10:])  # completes exactly on a boundary
-    assert parser.get_commands() == [[b"SET", b"k", b"v"]]
-    parser.feed(second[:12])  # a new partial command
-    assert parser.get_commands() == []
-    parser.feed(second[12:])
-    assert parser.get_commands() == [[b"", b"", b""]]
+    stream = b"*2\r\n$0\r\n\r\n$0\r\n\r\n*2\r\n$2\r\nxx\r\n$0\r\n\r\n"
+    assert parse_chunks([stream[:11], stream[11:16], stream[16:31], stream[31:]]) == (
+        [[b"", b""], [b"xx", b""]],
+        None,
+    )
