@@ -114,6 +114,7 @@ class NodeRuntime:
         self.on_conf_state: list[Callable[[ConfState], None]] = []
         state = self._load_state(list(initial_members), joining)
         self.recovered_entries = len(state.entries)
+        self._synced_hard_state = state.hard_state  # the term and vote last made durable
         self.raft = RaftNode(raft_config, state, random.Random(), self)
         self.conf_state = self.raft.conf
         self.applied_conf = self._applied_conf(state)
@@ -282,8 +283,21 @@ class NodeRuntime:
         batch = self.store.batch()
         if rd.entries:
             self.store.log.append(batch, rd.entries)
-        if rd.hard_state is not None:
-            self.store.log.set_hard_state(batch, rd.hard_state)
+        hard_state = rd.hard_state
+        if hard_state is not None:
+            self.store.log.set_hard_state(batch, hard_state)
+        synced = self._synced_hard_state
+        if not rd.entries and hard_state is not None and (hard_state.term, hard_state.vote) == (
+            synced.term,
+            synced.vote,
+        ):
+            # Only the commit index moved: it can be recovered from the log, so this write
+            # needs no fsync (etcd's MustSync rule) and the Ready goes on in this turn.
+            self.store.write(batch, sync=False)
+            self._after_persist(rd, None)
+            return
+        if hard_state is not None:
+            self._synced_hard_state = hard_state
         self._persisting = True
         self.writer.submit_callback(batch, lambda error: self._after_persist(rd, error))
 
