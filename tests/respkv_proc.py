@@ -358,13 +358,10 @@ class Cluster:
         return wait_until(same, timeout, f"nodes {chosen} to apply the same index")
 
     def dump(self, node_id: int) -> dict[bytes, bytes | None]:
-        """Every key of db 0 and its string value as this node's state machine holds them.
-
-        Default (linearizable) reads: a node serves them from its own state once it has
-        applied the read index, so after ``wait_caught_up`` they show each node's own copy.
-        (``READONLY`` would say the same without the round, but the server does not know the
-        command yet.)"""
+        """Every key of db 0 and its string value, read with ``READONLY`` from the node's
+        own state (call ``wait_caught_up`` first to compare nodes)."""
         with control_client(self.port(node_id), 10.0) as r:
+            assert r.execute_command("READONLY") is True
             keys = sorted(r.keys("*"))
             values = r.mget(keys) if keys else []
             return dict(zip(keys, values, strict=True))

@@ -178,6 +178,11 @@ def test_leader_kill_failover_and_rejoin(make_cluster) -> None:
     assert rejoined.get("during") == b"written while the leader was down"
     assert rejoined.get("before") == b"1"
     assert redis_cli(cluster.port(old), "GET", "during") == "written while the leader was down"
+    local = cluster.client(old, single_connection_client=True)
+    assert local.execute_command("READONLY") is True  # local reads, after it caught up
+    assert local.get("during") == b"written while the leader was down"
+    assert local.execute_command("READWRITE") is True
+    assert local.get("before") == b"1"
     assert rejoined.set("after", "2") is True  # forwarded to the new leader
     assert cluster.client(new).get("after") == b"2"
 
@@ -207,6 +212,7 @@ def test_one_of_three_alive_fails_fast_with_clusterdown(make_cluster) -> None:
     cluster = make_cluster().start()
     leader = cluster.wait_leader(timeout=30)
     cluster.client(leader).set("k", "v")
+    cluster.wait_caught_up(timeout=30)  # so the survivor's local state holds k
     survivor = others(cluster, leader)[0]
     for i in others(cluster, survivor):
         cluster.kill(i)
@@ -221,6 +227,14 @@ def test_one_of_three_alive_fails_fast_with_clusterdown(make_cluster) -> None:
         assert first_word(error) == "CLUSTERDOWN", error
         assert took < 3.0, f"{error!r} took {took:.2f}s"
     assert redis_cli(cluster.port(survivor), "GET", "k").startswith("CLUSTERDOWN")
+    local = cluster.client(survivor, single_connection_client=True)
+    assert local.execute_command("READONLY") is True
+    start = time.monotonic()
+    assert local.get("k") == b"v"  # the local state, no leader needed
+    assert time.monotonic() - start < 1.0
+    assert local.execute_command("READWRITE") is True
+    error, took = error_of(lambda: local.get("k"))
+    assert first_word(error) == "CLUSTERDOWN" and took < 3.0
 
 
 def test_lone_ex_leader_fails_writes_and_reads_once_it_steps_down(make_cluster) -> None:
@@ -237,6 +251,34 @@ def test_lone_ex_leader_fails_writes_and_reads_once_it_steps_down(make_cluster) 
         error, took = error_of(command)
         assert first_word(error) == "CLUSTERDOWN", error
         assert took < 3.0
+
+
+def test_cluster_status_myid_and_info(make_cluster) -> None:
+    cluster = make_cluster().start()
+    leader = cluster.wait_leader(timeout=30)
+    cluster.client(leader).set("k", "v")
+    applied = cluster.wait_caught_up(timeout=30)
+    for i in cluster.ids:
+        r = cluster.client(i)
+        assert r.execute_command("CLUSTER", "MYID") == f"{i:040x}".encode()
+        status = r.execute_command("CLUSTER", "STATUS")
+        assert status[b"node_id"] == i
+        assert status[b"role"] == (b"leader" if i == leader else b"follower")
+        assert status[b"leader_id"] == leader
+        assert status[b"term"] == cluster.info_raft(i)["raft_term"]
+        assert status[b"commit_index"] == status[b"applied_index"] == applied
+        members = {m[b"id"]: m for m in status[b"members"]}
+        assert sorted(members) == cluster.ids
+        for member_id, member in members.items():
+            assert member[b"role"] == b"voter"
+            assert member[b"status"] == b"active"
+            assert member[b"client_address"] == cluster.client_address(member_id).encode()
+            assert member[b"peer_address"] == cluster.listed[member_id].encode()
+            if i == leader:  # replication progress is the leader's to know
+                assert member[b"match_index"] == applied
+        info = r.execute_command("CLUSTER", "INFO").decode()
+        assert "cluster_state:ok" in info
+    assert redis_cli(cluster.port(leader), "CLUSTER", "MYID") == f"{leader:040x}"
 
 
 # --- configuration ------------------------------------------------------------------------------
