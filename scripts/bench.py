@@ -90,10 +90,6 @@ def kill_group(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL, wait: f
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=wait)
-    else:
-        # The leader may be gone but something it started may remain in the group.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
     with _CHILDREN_LOCK:
         if proc in _CHILDREN:
             _CHILDREN.remove(proc)
@@ -196,7 +192,7 @@ def resp_call(port: int, *args: str | bytes, timeout: float = 2.0) -> Any:
     with socket.create_connection((HOST, port), timeout=timeout) as s:
         s.sendall(b"".join(parts))
         with s.makefile("rb") as f:
-            return _read_reply(f)  # type: ignore[arg-type]
+            return _read_reply(f)
 
 
 def info_section(port: int, section: str, timeout: float = 2.0) -> dict[str, str]:
@@ -500,6 +496,21 @@ class Target:
     is_respkv: bool
 
 
+def single_target(srv: Server, is_respkv: bool) -> Target:
+    return Target(srv.name, lambda: [srv.port], lambda: [srv.pid], is_respkv)
+
+
+def cluster_target(name: str, nodes: list[Server], leader_only: bool, timeout: float) -> Target:
+    """Loads spread over all nodes, or directed at the current leader; CPU of all nodes."""
+
+    def endpoints() -> list[int]:
+        if leader_only:
+            return [find_leader(nodes, timeout).port]
+        return [s.port for s in nodes if s.alive()]
+
+    return Target(name, endpoints, lambda: [s.pid for s in nodes if s.alive()], True)
+
+
 @dataclass
 class RunResult:
     round: int
@@ -627,12 +638,14 @@ def run_load(
 
     stats = []
     errors: list[str] = []
-    for out, err, r in outputs:
-        parsed = parse_csv(out).get(load.test.upper())
+    for stdout, stderr, r in outputs:
+        parsed = parse_csv(stdout).get(load.test.upper())
         if parsed is None:
-            raise BenchError(f"no CSV row for {load.test} from redis-benchmark:\n{out}\n{err}")
+            raise BenchError(
+                f"no CSV row for {load.test} from redis-benchmark:\n{stdout}\n{stderr}"
+            )
         stats.append((parsed, r))
-        errors += [line for line in err.splitlines() if line.strip()][:5]
+        errors += [line for line in stderr.splitlines() if line.strip()][:5]
     # Aggregate: the requests of all parallel clients over the duration of the slowest one.
     elapsed = max(r / s["rps"] for s, r in stats if s["rps"] > 0)
     rps = requests / elapsed if len(stats) > 1 else stats[0][0]["rps"]
@@ -949,6 +962,7 @@ def failover_trials(
         shown = "no SET succeeded" if t is None else f"{t * 1000:.0f} ms"
         print(
             f"  failover trial {k + 1}/{trials}: killed {leader.name}: {shown} (new leader {new_leader})",
+            file=sys.stderr,
             flush=True,
         )
         times.append(t)
@@ -1042,10 +1056,13 @@ def sigterm_as_interrupt() -> Iterator[None]:
         raise KeyboardInterrupt
 
     old = signal.signal(signal.SIGTERM, handler)
+    # Ctrl-C too, even where SIGINT was ignored (a background job of a non-interactive shell).
+    old_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, old)
+        signal.signal(signal.SIGINT, old_int)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1075,7 +1092,11 @@ def main(argv: list[str] | None = None) -> int:
     targets: list[Target] = []
     results: list[RunResult] = []
     failover: list[float | None] = []
-    log = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
+
+    def log(msg: str) -> None:
+        if not args.quiet:
+            print(msg, file=sys.stderr, flush=True)
+
     status = 0
     try:
         with sigterm_as_interrupt():
@@ -1088,30 +1109,18 @@ def main(argv: list[str] | None = None) -> int:
                 leader = find_leader(nodes, args.ready_timeout)
                 log(f"cluster of {len(nodes)} up; leader {leader.name} (port {leader.port})")
 
-                def all_pids(nodes: list[Server] = nodes) -> list[int]:
-                    return [s.pid for s in nodes]
-
-                def spread(nodes: list[Server] = nodes) -> list[int]:
-                    return [s.port for s in nodes]
-
-                def at_leader(nodes: list[Server] = nodes) -> list[int]:
-                    return [find_leader(nodes, args.ready_timeout).port]
-
-                targets.append(Target(f"respkv-{args.cluster}n-spread", spread, all_pids, True))
-                targets.append(Target(f"respkv-{args.cluster}n-leader", at_leader, all_pids, True))
+                name = f"respkv-{args.cluster}n"
+                targets.append(cluster_target(f"{name}-spread", nodes, False, args.ready_timeout))
+                targets.append(cluster_target(f"{name}-leader", nodes, True, args.ready_timeout))
             elif "respkv" in wanted_targets:
                 srv = start_respkv_single(workdir, raft_options, args.ready_timeout, args.log_level)
                 servers.append(srv)
-                targets.append(
-                    Target("respkv", lambda s=srv: [s.port], lambda s=srv: [s.pid], True)
-                )
+                targets.append(single_target(srv, is_respkv=True))
             for name, durable in (("redis-durable", True), ("redis-memory", False)):
                 if name in wanted_targets:
                     srv = start_redis(name, workdir, durable, args.ready_timeout)
                     servers.append(srv)
-                    targets.append(
-                        Target(name, lambda s=srv: [s.port], lambda s=srv: [s.pid], False)
-                    )
+                    targets.append(single_target(srv, is_respkv=False))
             log("started: " + ", ".join(f"{s.name} (port {s.port}, pid {s.pid})" for s in servers))
             log(f"work dir: {workdir}")
 
