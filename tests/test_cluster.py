@@ -403,6 +403,41 @@ def test_isolated_leader_cannot_serve_majority_elects_and_heal_keeps_writes(
         assert r.get("lost") is None
 
 
+def test_isolated_follower_cannot_serve_while_the_majority_keeps_its_leader(
+    make_cluster, proxy
+) -> None:
+    cluster = make_cluster(proxy=proxy).start()
+    leader = cluster.wait_leader(timeout=30)
+    cut, peer = others(cluster, leader)
+    term = cluster.info_raft(leader)["raft_term"]
+    cluster.client(leader).set("k", "before")
+    cluster.wait_caught_up(timeout=30)
+
+    proxy.isolate(cut)
+    r = cluster.client(cut)
+    error, took = error_of(lambda: r.set("k", "from the minority"))
+    print(f"\nwrite on an isolated follower: {error!r} after {took:.2f}s")
+    assert first_word(error) in ("CLUSTERDOWN", "UNKNOWN") and took < 8.0
+    error, took = error_of(lambda: r.get("k"))
+    assert first_word(error) == "CLUSTERDOWN" and took < 8.0
+    for n in range(10):
+        assert cluster.client(peer).incr("n") == n + 1  # forwarded within the majority
+    assert cluster.client(leader).get("k") == b"before"
+    assert cluster.info_raft(leader)["raft_term"] == term  # pre-vote: no disruption
+    local = cluster.client(cut, single_connection_client=True)
+    assert local.execute_command("READONLY") is True
+    assert local.get("k") == b"before"  # stale but served
+    assert local.get("n") is None
+
+    proxy.heal()
+    cluster.wait_caught_up(timeout=30)
+    assert cluster.current_leader() == leader
+    assert cluster.info_raft(leader)["raft_term"] == term
+    assert local.get("n") == b"10"
+    for node in cluster.ids:
+        assert cluster.client(node).get("k") == b"before"  # the minority write never landed
+
+
 def test_one_way_partition_does_not_depose_a_healthy_leader(make_cluster, proxy) -> None:
     cluster = make_cluster(proxy=proxy).start()
     leader = cluster.wait_leader(timeout=30)
