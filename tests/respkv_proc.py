@@ -163,6 +163,10 @@ def stable_port() -> int:
     return free_port()
 
 
+class GiveUp(Exception):
+    """Raised by a ``wait_until`` condition that can never become true."""
+
+
 def wait_until(
     condition: Callable[[], T | bool | None],
     timeout: float,
@@ -171,7 +175,7 @@ def wait_until(
 ) -> T:
     """Poll ``condition`` until it returns something truthy (which is returned); fail with
     ``what`` in the message at the deadline. Exceptions from ``condition`` count as "not yet"
-    (the last one is reported)."""
+    (the last one is reported), except ``GiveUp``, which ends the wait."""
     deadline = time.monotonic() + timeout
     last_error: BaseException | None = None
     while True:
@@ -179,6 +183,8 @@ def wait_until(
             result = condition()
             if result:
                 return result  # type: ignore[return-value]
+        except GiveUp:
+            raise
         except Exception as exc:
             last_error = exc
         if time.monotonic() >= deadline:
@@ -248,15 +254,17 @@ class Cluster:
         return self
 
     def wait_started(self, node_id: int, timeout: float = 20.0) -> None:
-        """Listening, and the process answering there is this node (not a stranger that
-        took the port: then the node itself exits, and its log says why)."""
+        """Listening, and the process answering there is this node's (not a stranger that
+        took the port meanwhile, maybe another test's node: then ours exits, its log says
+        why)."""
         node = self.nodes[node_id]
         node.wait_ready(timeout)
 
         def identified() -> bool:
-            if node.proc is not None and node.proc.poll() is not None:
-                raise RuntimeError(f"node {node_id} exited:\n{node.log()}")
-            return self.info_raft(node_id)["raft_node_id"] == node_id
+            if node.proc is None or node.proc.poll() is not None:
+                raise GiveUp(f"node {node_id} exited:\n{node.log()}")
+            with control_client(node.port) as r:
+                return bool(r.info("server")["process_id"] == node.proc.pid)
 
         try:
             wait_until(identified, timeout, f"node {node_id} to answer on {node.port}")

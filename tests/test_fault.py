@@ -182,6 +182,8 @@ class Nemesis(threading.Thread):
         self.stop_event = stop
         self.events: list[str] = []
         self.error: BaseException | None = None
+        self.killed: set[int] = set()  # down because we killed them
+        self.crashes: list[str] = []  # nodes found dead that we did not kill
         self.t0 = time.monotonic()
 
     def note(self, text: str) -> None:
@@ -201,7 +203,20 @@ class Nemesis(threading.Thread):
             self.error = e
             self.note(f"nemesis failed: {e!r}")
 
+    def check_crashes(self) -> None:
+        """A node that is down although we did not kill it crashed: note it with its exit
+        status and the end of its log, and start it again so the run goes on."""
+        for i, node in self.cluster.nodes.items():
+            proc = node.proc
+            if i in self.killed or proc is None or proc.poll() is None:
+                continue
+            tail = "\n".join(node.log().splitlines()[-30:])
+            self.crashes.append(f"node {i} exited with status {proc.returncode}:\n{tail}")
+            self.note(f"node {i} CRASHED (exit status {proc.returncode}); restarting it")
+            self.cluster.restart(i)
+
     def fault(self) -> None:
+        self.check_crashes()
         rng, cluster, proxy = self.rng, self.cluster, self.proxy
         kind = rng.choice(self.FAULTS)
         target = self.leader_or_random()
@@ -209,9 +224,11 @@ class Nemesis(threading.Thread):
         hold = rng.uniform(1.5, 4.0)
         if kind == "kill":
             self.note(f"SIGKILL node {target}")
+            self.killed.add(target)
             cluster.kill(target)
             self.stop_event.wait(hold)
             cluster.restart(target)
+            self.killed.discard(target)
             self.note(f"restarted node {target}")
         elif kind == "pause":
             self.note(f"SIGSTOP node {target}")
@@ -235,6 +252,7 @@ class Nemesis(threading.Thread):
             self.note("healed")
 
     def heal_all(self) -> None:
+        self.check_crashes()
         self.proxy.heal()
         for i, node in self.cluster.nodes.items():
             if node.proc is not None and node.proc.poll() is None:
@@ -284,6 +302,7 @@ def run_fault(seed: int, duration: float, workdir: Path) -> RunResult:
             assert not client.is_alive(), f"{client.name} did not stop"
         context = f"seed {seed} ({repro})\nnemesis:\n  " + "\n  ".join(nemesis.events)
         assert nemesis.error is None, f"nemesis failed: {nemesis.error!r}; {context}"
+        assert not nemesis.crashes, "a node crashed:\n" + "\n".join(nemesis.crashes) + context
 
         applied = cluster.wait_caught_up(timeout=60)
         dumps = {i: cluster.dump(i) for i in cluster.ids}
@@ -338,6 +357,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--runs", type=int, default=1, help="seeds seed, seed+1, ...")
+    parser.add_argument("--keep", action="store_true", help="keep the logs of passing runs")
     args = parser.parse_args()
     first = args.seed if args.seed is not None else random.randrange(1_000_000)
     for seed in range(first, first + args.runs):
@@ -347,7 +367,10 @@ def main() -> int:
         except AssertionError as e:
             print(f"FAILED: {e}\nlogs kept in {workdir}", flush=True)
             return 1
-        shutil.rmtree(workdir, ignore_errors=True)
+        if args.keep:
+            print(f"logs kept in {workdir}", flush=True)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 
