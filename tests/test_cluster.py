@@ -303,15 +303,19 @@ def test_follower_writes_moved_redirects_to_the_leader(make_cluster) -> None:
 
 
 def _with_extra_member(cluster: Cluster, node: int) -> str:
-    """Rewrite ``node``'s config so its initial_cluster also lists a node 4; the entry."""
-    entry = f"4=127.0.0.1:{free_port()}"
-    extra = entry.replace("4=", '{ id = 4, address = "') + '" },\n]'
+    """Rewrite ``node``'s config so its initial_cluster also lists a node 4; that entry as
+    the refusal names it ("4=host:port")."""
+    address = f"127.0.0.1:{free_port()}"
+    members = {i: (cluster.listed[i], cluster.client_address(i)) for i in cluster.ids} | {
+        4: (address, "127.0.0.1:1")
+    }
     config = cluster.nodes[node].config_path
     text = config.read_text()
-    changed = cluster.initial_cluster_text[:-1] + "    " + extra
-    config.write_text(text.replace(cluster.initial_cluster_text, changed))
-    assert changed in config.read_text()
-    return entry
+    assert cluster.initial_cluster_text in text
+    config.write_text(
+        text.replace(cluster.initial_cluster_text, Cluster.initial_cluster_toml(members))
+    )
+    return f"4={address}"
 
 
 def test_mismatched_initial_cluster_is_refused_at_the_handshake(make_cluster) -> None:
