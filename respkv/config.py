@@ -51,6 +51,8 @@ class ClusterConfig:
     # "forward": a follower forwards writes to the leader; "moved": it answers -MOVED.
     follower_writes: str = "forward"
     auto_promote: bool = True
+    # Peer address of any member of a running cluster: a new node joins it as a learner.
+    join: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +94,21 @@ class Config:
     @property
     def data_dir(self) -> Path:
         return Path(self.cluster.db_root_dir) / f"node{self.cluster.node_id}"
+
+    def join_target(self) -> str:
+        """Where a new node asks to join, if it joins: ``join``, or, when this node's own
+        initial_cluster entry is a learner (the seed docs' layout), the first other member."""
+        if self.cluster.join:
+            return self.cluster.join
+        me = self.me()
+        if me is not None and me.learner:
+            for m in self.cluster.initial_cluster:
+                if m.id != me.id and not m.learner:
+                    return m.address
+            for m in self.cluster.initial_cluster:
+                if m.id != me.id:
+                    return m.address
+        return ""
 
     @property
     def single_node(self) -> bool:
@@ -270,6 +287,8 @@ def _validate(config: Config) -> None:
         raise ConfigError(
             f"{source}: [cluster] initial_cluster does not list this node (node_id = {c.node_id})"
         )
+    if c.join:
+        _parse_address(c.join, f"{source}: [cluster] join")
     if c.follower_writes not in ("forward", "moved"):
         raise ConfigError(f'{source}: [cluster] follower_writes must be "forward" or "moved"')
     if not 0 <= s.port < 65536:

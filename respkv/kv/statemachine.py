@@ -122,6 +122,7 @@ class StateMachine:
 
     def reload(self) -> None:
         """Re-read the cached metadata from the backend (after a snapshot was installed)."""
+        self._backend_get = self._backend.get  # the backend may read another family now
         raw = self._backend_get(layout.META_DBMAP)
         if raw is None:
             mapping = list(range(self.databases))

@@ -70,25 +70,30 @@ def check_hello(
             f"protocol version mismatch: peer speaks {hello.version}, "
             f"this node speaks {PROTOCOL_VERSION}"
         )
-    if hello.cluster_id != me.cluster_id:
+    # A node joining a running cluster knows neither the cluster id nor, if it was given only
+    # an address, the id of the node it dials: it says so with an empty cluster id and may then
+    # only ask to join (the server accepts nothing else from a non-member).
+    # (A node that was added but did not hear the answer asks again, as a member.)
+    joining = hello.cluster_id == ""
+    if hello.cluster_id != me.cluster_id and not joining:
         return (
             f"cluster id mismatch: peer belongs to cluster {hello.cluster_id!r}, "
             f"this node to {me.cluster_id!r}"
         )
-    if hello.to != me.node_id:
+    if hello.to != me.node_id and not (joining and hello.to == 0):
         return (
             f"wrong node: peer {hello.node_id} dialed {me.peer_address} expecting node "
             f"{hello.to}, but this is node {me.node_id} (check the addresses in the config)"
         )
     if hello.node_id == me.node_id:
         return f"node id clash: peer at {hello.peer_address} claims this node's own id {me.node_id}"
-    if not accept_unknown and hello.node_id not in known_members:
+    if not accept_unknown and not joining and hello.node_id not in known_members:
         known = ", ".join(str(n) for n in sorted(known_members)) or "none"
         return (
             f"unknown node id {hello.node_id} (from {hello.peer_address}): "
             f"not a member of this cluster (members: {known})"
         )
-    if hello.initial_cluster and me.initial_cluster:
+    if hello.initial_cluster and me.initial_cluster and not joining:
         diff = initial_cluster_difference(me.initial_pairs(), hello.initial_cluster)
         if diff:
             return f"initial_cluster mismatch with node {hello.node_id}: {diff}"

@@ -334,7 +334,7 @@ class _InboundConnection(_Connection):
             self._nonce = secrets.token_bytes(NONCE_BYTES)
         proof = listener_proof(
             self.me.secret,
-            self.me.cluster_id,
+            hello.cluster_id,
             hello.node_id,
             self.me.node_id,
             hello.nonce,
@@ -347,7 +347,7 @@ class _InboundConnection(_Connection):
         assert hello is not None
         expected = dialer_proof(
             self.me.secret,
-            self.me.cluster_id,
+            hello.cluster_id,
             hello.node_id,
             self.me.node_id,
             hello.nonce,
@@ -532,6 +532,8 @@ class _OutboundConnection(_Connection):
     def _on_welcome(self, welcome: Welcome) -> None:
         client = self.client
         me = self.me
+        if client.node_id == 0:  # joining by address: whoever answers there
+            client.node_id = welcome.node_id
         if welcome.node_id != client.node_id:
             reason = (
                 f"wrong node: {client.address} answers as node {welcome.node_id}, "
@@ -675,11 +677,14 @@ class PeerClient:
             future.set_result(reply.payload)
 
     def _fail_pending(self, why: str) -> None:
+        self._fail_unsent(why)
+        self._fail_in_flight(why)
+
+    def _fail_unsent(self, why: str) -> None:
         for request_id in self._queue.take_forward_ids():
             future = self._pending.get(request_id)
             if future is not None and not future.done():
                 future.set_exception(ForwardNotSent(why))
-        self._fail_in_flight(why)
 
     def _fail_in_flight(self, why: str) -> None:
         for request_id in list(self._in_flight):
@@ -894,12 +899,12 @@ class PeerNetwork:
             return future
         return client.forward(db, argv, protocol)
 
-    def fail_forwards(self, to: NodeId, why: str) -> None:
-        """Give up on the forwards to ``to`` (e.g. it is no longer the leader): those not yet
-        written fail with ForwardNotSent, those written with ForwardOutcomeUnknown."""
+    def fail_unsent_forwards(self, to: NodeId, why: str) -> None:
+        """Forwards to ``to`` not written yet fail with ForwardNotSent (e.g. it is no longer
+        the leader: the caller sends them elsewhere); those written still get their answer."""
         client = self._clients.get(to)
         if client is not None:
-            client._fail_pending(why)
+            client._fail_unsent(why)
 
     def peer_hello(self, node_id: NodeId) -> Hello | None:
         """What the peer said about itself when it last connected to us (addresses, ...)."""

@@ -6,10 +6,11 @@ import asyncio
 import itertools
 import logging
 import os
+import shutil
 import signal
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from respkv import __version__
@@ -17,10 +18,11 @@ from respkv.config import Config, parse_address
 from respkv.kv.statemachine import StateMachine
 from respkv.raft.node import RaftConfig, ReadMode
 from respkv.raft.types import Member, NodeId
-from respkv.storage import Store
+from respkv.storage import StorageError, Store
 
 from .cluster import ClusterLink, derived_cluster_id
 from .dispatch import Dispatcher
+from .join import join_cluster
 from .runtime import ClusterDown, NodeRuntime, member_context
 
 if TYPE_CHECKING:
@@ -62,11 +64,27 @@ class Server:
         self._expiry_handle: asyncio.TimerHandle | None = None
         self._expiry_in_flight = False
         self._stopped = asyncio.Event()
+        self.stop_requested = asyncio.Event()
         self.port = config.server.port
 
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
+        await self._start_node()
+        loop = asyncio.get_running_loop()
+        config = self.config
+        self._listener = await loop.create_server(
+            lambda: self.dispatcher.new_connection(),
+            config.server.bind,
+            config.server.port,
+            reuse_address=True,
+            backlog=1024,
+        )
+        sock = self._listener.sockets[0].getsockname()
+        self.port = sock[1]
+        log.info("ready to accept connections on %s:%d", sock[0], sock[1])
+
+    async def _start_node(self) -> None:
         config = self.config
         data_dir = config.data_dir
         log.info(
@@ -77,11 +95,39 @@ class Server:
         )
         data_dir.parent.mkdir(parents=True, exist_ok=True)
         new = not data_dir.exists()
-        # A new node of a static cluster takes the id every member derives from the same
-        # initial_cluster; afterwards the store's recorded id is the truth.
-        self.store = Store.open(
-            data_dir, config.cluster.node_id, derived_cluster_id(config) if new else None
-        )
+        client_address = f"{config.server.bind}:{config.server.port}"
+        join_target = config.join_target()
+        joining = new and bool(join_target)
+        if joining:
+            me = config.me()
+            cluster_id, leader, outcome = await join_cluster(
+                config.cluster.node_id,
+                join_target,
+                config.cluster.listen_address,
+                client_address,
+                me.status if me is not None and me.status != "active" else "promotable",
+                config.cluster.cluster_secret.encode() or None,
+            )
+            log.info(
+                "joined cluster %s through %s (leader %d): %s",
+                cluster_id,
+                join_target,
+                leader,
+                outcome,
+            )
+        else:
+            # A new node of a static cluster takes the id every member derives from the same
+            # initial_cluster; afterwards the store's recorded id is the truth.
+            cluster_id = derived_cluster_id(config) if new else ""
+        self.store = Store.open(data_dir, config.cluster.node_id, cluster_id or None)
+        if self.store.removed:
+            reason = self.store.removed
+            self.store.close()
+            raise StorageError(
+                f"data dir {data_dir} belongs to node {config.cluster.node_id}, which was removed "
+                f"from its cluster ({reason}); to take part again, start it with a new node id "
+                "and an empty data dir"
+            )
         self.state_machine = StateMachine(self.store.keyspace, databases=config.server.databases)
         raft = config.raft
         tick = raft.heartbeat_interval_ms / 1000
@@ -99,7 +145,6 @@ class Server:
             snapshot_chunk_bytes=raft.snapshot_chunk_bytes,
         )
         me = config.me()
-        client_address = f"{config.server.bind}:{config.server.port}"
         members = [
             Member(
                 NodeId(m.id),
@@ -128,8 +173,9 @@ class Server:
             snapshot_threshold=raft.snapshot_threshold,
             snapshot_tail=raft.snapshot_tail,
             initial_members=members,
-            joining=me is not None and me.learner,
+            joining=bool(join_target),
         )
+        self.runtime.on_removed.append(self._removed)
         if not raft.fsync:
             log.warning("fsync is off: an acknowledged write can be lost if the machine fails")
         self.cluster = ClusterLink(
@@ -141,16 +187,26 @@ class Server:
         self._expiry_handle = loop.call_later(
             config.server.expiry_cycle_ms / 1000, self._expiry_cycle
         )
-        self._listener = await loop.create_server(
-            lambda: self.dispatcher.new_connection(),
-            config.server.bind,
-            config.server.port,
-            reuse_address=True,
-            backlog=1024,
-        )
-        sock = self._listener.sockets[0].getsockname()
-        self.port = sock[1]
-        log.info("ready to accept connections on %s:%d", sock[0], sock[1])
+
+    async def _stop_node(self) -> None:
+        if self._expiry_handle is not None:
+            self._expiry_handle.cancel()
+        if self.runtime is not None:
+            await self.runtime.stop()
+        if self.cluster is not None:
+            await self.cluster.close()
+        if self.store is not None:
+            self.store.close()
+
+    async def rejoin(self, target: str) -> str:
+        """CLUSTER JOIN on a fresh single node without data: start over as a joiner."""
+        log.info("leaving this node's own empty cluster to join through %s", target)
+        await self._stop_node()
+        shutil.rmtree(self.config.data_dir)
+        self.config = replace(self.config, cluster=replace(self.config.cluster, join=target))
+        await self._start_node()
+        assert self.cluster is not None
+        return f"joined cluster {self.cluster.cluster_id} as a learner"
 
     def _expiry_cycle(self) -> None:
         """The leader deletes expired keys through the log; every node collects garbage."""
@@ -176,30 +232,59 @@ class Server:
             self.config.server.expiry_cycle_ms / 1000, self._expiry_cycle
         )
 
+    def _removed(self) -> None:
+        assert self.store is not None
+        log.warning("this node was removed from the cluster: it will not serve again")
+        term = self.runtime.term if self.runtime is not None else 0
+        self.store.mark_removed(f"removed by the cluster at term {term}")
+        # A moment for replies in flight (e.g. the OK to the CLUSTER REMOVE that removed us).
+        asyncio.get_running_loop().call_later(1.0, self.stop_requested.set)
+
+    async def _hand_over_leadership(self) -> None:
+        """SIGTERM on a leader: transfer leadership first, so clients see no failed write."""
+        runtime, cluster = self.runtime, self.cluster
+        if runtime is None or cluster is None or not runtime.is_leader:
+            return
+        if len(runtime.conf_state.voters) < 2:
+            return
+        done: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+
+        def finished(result: object) -> None:
+            if not done.done():
+                done.set_result(result)
+
+        cluster.membership.handle([b"failover"], finished)
+        try:
+            result = await asyncio.wait_for(done, 5)
+            log.info("leadership handed over before shutdown: %s", result)
+        except TimeoutError:
+            log.warning("could not hand leadership over before shutdown")
+
     async def stop(self) -> None:
         log.info("shutting down")
-        if self._expiry_handle is not None:
-            self._expiry_handle.cancel()
+        await self._hand_over_leadership()
         if self._listener is not None:
             self._listener.close()
         for client in list(self.clients.values()):
             client.kill()
-        if self.runtime is not None:
-            await self.runtime.stop()
-        if self.cluster is not None:
-            await self.cluster.close()
-        if self.store is not None:
-            self.store.close()
+        await self._stop_node()
         log.info("shut down cleanly")
         self._stopped.set()
 
     async def serve_forever(self) -> None:
         loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await self.start()
-        await stop.wait()
+            loop.add_signal_handler(sig, self.stop_requested.set)
+        starting = asyncio.ensure_future(self.start())
+        stopping = asyncio.ensure_future(self.stop_requested.wait())
+        await asyncio.wait([starting, stopping], return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():  # a signal while starting (e.g. still trying to join)
+            log.info("stop requested while starting")
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+        else:
+            starting.result()  # start-up errors propagate to the CLI
+            await stopping
         await self.stop()
 
     # --- clients -----------------------------------------------------------------------------

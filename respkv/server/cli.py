@@ -29,6 +29,7 @@ _FLAGS: list[tuple[str, str, type, str]] = [
     ("--data-dir", "cluster.db_root_dir", str, "root of the data directories [./data]"),
     ("--node-id", "cluster.node_id", int, "this node's id [1]"),
     ("--peer-address", "cluster.listen_address", str, "peer (Raft) address [127.0.0.1:9081]"),
+    ("--join", "cluster.join", str, "peer address of a member: join that cluster as a learner"),
 ]
 
 
@@ -75,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     from respkv.storage import StorageError
 
     from .app import Server
+    from .join import JoinError
 
     runner: Callable[..., Any]
     try:
@@ -87,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         runner(Server(config).serve_forever())
     except StorageError as e:
         logging.getLogger("respkv").critical("cannot open the data directory: %s", e)
+        return 1
+    except JoinError as e:
+        logging.getLogger("respkv").critical("cannot join the cluster: %s", e)
         return 1
     except OSError as e:
         logging.getLogger("respkv").critical("cannot start: %s", e)

@@ -24,11 +24,12 @@ from respkv.peer import (
     PeerIdentity,
     PeerNetwork,
 )
-from respkv.raft.types import ConfState, NodeId, Role, Term
+from respkv.raft.types import ConfState, Message, NodeId, Role, Term
 from respkv.resp.encoder import encode
-from respkv.resp.replies import ErrorReply, Raw
+from respkv.resp.replies import OK, ErrorReply, Raw
 
 from .errors import error_reply
+from .membership import Membership
 from .runtime import ClusterDown, NodeRuntime, OutcomeUnknown, parse_member_context
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STATUS_LOG_SECONDS = 3.0
+REMOVED_GRACE_SECONDS = 5.0
 
 
 def derived_cluster_id(config: Config) -> str:
@@ -63,36 +65,52 @@ class ClusterLink:
         self.cluster_id = cluster_id
         self.client_address = client_address
         cluster = config.cluster
+        # Only nodes that bootstrapped one static cluster compare their initial_cluster lists
+        # at the handshake; a node that joins (or joined) lists the cluster differently.
+        static = not config.join_target()
         self.identity = PeerIdentity(
             NodeId(cluster.node_id),
             cluster_id,
             cluster.listen_address,
             client_address,
-            {NodeId(m.id): m.address for m in cluster.initial_cluster},
+            {NodeId(m.id): m.address for m in cluster.initial_cluster} if static else {},
             cluster.cluster_secret.encode() or None,
         )
+        self._recently_removed: dict[NodeId, tuple[str, float]] = {}
+        self._last_addresses: dict[NodeId, str] = {}
+        self._last_addresses = self._peer_addresses(runtime.conf_state)
         self.network = PeerNetwork(
             self.identity,
             self._peer_addresses(runtime.conf_state),
-            runtime.step,
+            self._on_message,
             self._on_forward,
             listen_address=cluster.listen_address,
+            # A node that joins by address alone knows no member yet: it accepts the leader's
+            # connection until the membership arrives with the log.
+            accept_unknown_peers=not runtime.conf_state.members,
         )
-        runtime.send_messages = self.network.send
+        self.membership = Membership(self)
+        runtime.send_messages = self._send
         runtime.on_conf_state.append(self._conf_changed)
         runtime.on_soft_state.append(self._soft_state_changed)
+        runtime.on_member_removed.append(self.removal_applied)
         self._status_handle: asyncio.TimerHandle | None = None
         self._leaderless_since: float | None = time.monotonic()
         self._leader = NodeId(0)
+        self._election_timeout = config.raft.election_timeout_ms / 1000
+        self._waiting_writes: list[tuple[float, list[bytes], int, int, Callable[[Any], None]]] = []
+        self._waiting_timer: asyncio.TimerHandle | None = None
 
     async def start(self) -> None:
         await self.network.start()
+        self.membership.start()
         log.info("peer channel listening on %s:%d", *self.network.listen_address or ("?", 0))
         self._status_handle = asyncio.get_running_loop().call_later(
             STATUS_LOG_SECONDS, self._log_status
         )
 
     async def close(self) -> None:
+        self.membership.close()
         if self._status_handle is not None:
             self._status_handle.cancel()
         await self.network.close()
@@ -105,6 +123,14 @@ class ClusterLink:
             peer, _, _ = parse_member_context(member.context)
             if peer:
                 addresses[member.id] = peer
+        # A removed member stays connected for a moment, so that the answer to its last
+        # request and the notice of its removal reach it.
+        now = time.monotonic()
+        for node_id, (address, until) in list(self._recently_removed.items()):
+            if until < now:
+                del self._recently_removed[node_id]
+            else:
+                addresses.setdefault(node_id, address)
         return {i: a for i, a in addresses.items() if i != self.identity.node_id}
 
     def client_address_of(self, node_id: NodeId) -> str:
@@ -122,8 +148,46 @@ class ClusterLink:
         hello = self.network.peer_hello(node_id)
         return hello.client_address if hello is not None else ""
 
+    def _send(self, messages: list[Message]) -> None:
+        """Send Raft messages; a peer we have no address for yet (a joiner before the log
+        told it the members) is reached at the address it gave when it connected to us."""
+        for m in messages:
+            if m.to not in self._last_addresses and m.to not in self._recently_removed:
+                hello = self.network.peer_hello(m.to)
+                if hello is not None and hello.peer_address:
+                    self._last_addresses[m.to] = hello.peer_address
+                    self.network.update_members(
+                        {**self._peer_addresses(self.runtime.conf_state), **self._last_addresses}
+                    )
+        self.network.send(messages)
+
     def _conf_changed(self, conf: ConfState) -> None:
-        self.network.update_members(self._peer_addresses(conf))
+        self.network.accept_unknown_peers = not conf.members
+        for node_id, address in self._last_addresses.items():
+            if conf.member(node_id) is None:
+                self._recently_removed[node_id] = (
+                    address,
+                    time.monotonic() + REMOVED_GRACE_SECONDS,
+                )
+        addresses = self._peer_addresses(conf)
+        self._last_addresses = {i: a for i, a in addresses.items() if conf.member(i) is not None}
+        self.network.update_members(addresses)
+        asyncio.get_running_loop().call_later(REMOVED_GRACE_SECONDS + 0.1, self._expire_removed)
+
+    def _expire_removed(self) -> None:
+        self.network.update_members(self._peer_addresses(self.runtime.conf_state))
+
+    def removal_applied(self, node_id: NodeId) -> None:
+        """The leader tells a removed member, which may not learn it from the log."""
+        if self.runtime.is_leader and node_id != self.identity.node_id:
+            notice = [
+                b"CLUSTER",
+                b"REMOVED-NOTICE",
+                str(node_id).encode(),
+                self.cluster_id.encode(),
+            ]
+            future = self.network.forward(node_id, 0, notice, 2)
+            future.add_done_callback(lambda f: f.cancelled() or f.exception())
 
     def _soft_state_changed(self, leader: NodeId, role: Role, term: Term) -> None:
         previous = self._leader
@@ -131,7 +195,7 @@ class ClusterLink:
         self._leaderless_since = None if leader else time.monotonic()
         if previous and previous != leader and previous != self.identity.node_id:
             # Writes still queued for the old leader go to the new one instead.
-            self.network.fail_forwards(previous, f"node {previous} is no longer the leader")
+            self.network.fail_unsent_forwards(previous, f"node {previous} is no longer the leader")
 
     def _log_status(self) -> None:
         """While there is no leader, say every few seconds which peers we reach (the seed's
@@ -152,6 +216,55 @@ class ClusterLink:
 
     # --- forwarding --------------------------------------------------------------------------
 
+    def write_or_wait(
+        self,
+        argv: list[bytes],
+        db: int,
+        protocol: int,
+        done: Callable[[Any], None],
+        error: ClusterDown,
+    ) -> None:
+        """A write that found no leader to take it: while leadership is moving (a transfer,
+        or a leader seen within two election timeouts) it waits for the new leader; a cluster
+        that has had no leader for longer fails fast."""
+        runtime = self.runtime
+        moving = (
+            bool(runtime.raft.lead_transferee)
+            or (
+                self._leaderless_since is not None
+                and time.monotonic() - self._leaderless_since < 2 * self._election_timeout
+            )
+            or bool(runtime.leader)
+        )
+        if not moving:
+            done(error_reply(error))
+            return
+        deadline = time.monotonic() + 2 * self._election_timeout
+        self._waiting_writes.append((deadline, argv, db, protocol, done))
+        if self._waiting_timer is None:
+            self._waiting_timer = asyncio.get_running_loop().call_later(0.05, self._retry_waiting)
+
+    def _retry_waiting(self) -> None:
+        """Resubmit waiting writes once a leader that takes them is known; fail late ones."""
+        self._waiting_timer = None
+        runtime = self.runtime
+        ready = (
+            runtime.leader
+            and not runtime.raft.lead_transferee
+            and (runtime.is_leader or runtime.leader != self.identity.node_id)
+        )
+        waiting, self._waiting_writes = self._waiting_writes, []
+        now = time.monotonic()
+        for deadline, argv, db, protocol, done in waiting:
+            if ready:
+                self.forward_write(argv, db, protocol, done)
+            elif now > deadline:
+                done(error_reply(ClusterDown("no leader was elected in time")))
+            else:
+                self._waiting_writes.append((deadline, argv, db, protocol, done))
+        if self._waiting_writes:
+            self._waiting_timer = asyncio.get_running_loop().call_later(0.05, self._retry_waiting)
+
     def forward_write(
         self,
         argv: list[bytes],
@@ -167,10 +280,13 @@ class ClusterLink:
         """
         leader = self.runtime.leader
         if leader == self.identity.node_id:
-            self._run_write(argv, db, protocol, done)
+            if argv[0].lower() == b"cluster":
+                self.membership.handle(argv[1:], done)
+            else:
+                self._run_write(argv, db, protocol, done)
             return
         if not leader:
-            done(error_reply(ClusterDown("no leader is elected")))
+            self.write_or_wait(argv, db, protocol, done, ClusterDown("no leader is elected"))
             return
         future = self.network.forward(leader, db, argv, protocol)
         timeout = self.runtime.request_timeout
@@ -189,7 +305,8 @@ class ClusterLink:
                 if attempts > 1 and self.runtime.leader and self.runtime.leader != leader:
                     self.forward_write(argv, db, protocol, done, attempts - 1)
                 else:
-                    done(error_reply(ClusterDown(f"could not reach the leader: {error}")))
+                    down = ClusterDown(f"could not reach the leader: {error}")
+                    self.write_or_wait(argv, db, protocol, done, down)
             elif isinstance(error, ForwardOutcomeUnknown):
                 done(error_reply(OutcomeUnknown(f"lost the leader: {error}")))
             else:
@@ -204,14 +321,62 @@ class ClusterLink:
             return error_reply(ClusterDown("no leader is elected"))
         return ErrorReply(f"MOVED {slot} {address}")
 
+    def _on_message(self, message: Message) -> None:
+        """A Raft message from a peer. Once this node has a membership, messages from nodes
+        outside it (removed nodes, joiners not yet added) are dropped: they may not vote or
+        disturb the cluster."""
+        conf = self.runtime.conf_state
+        if conf.members and conf.member(message.sender) is None:
+            log.debug("dropping %s from non-member %d", type(message).__name__, message.sender)
+            return
+        self.runtime.step(message)
+
     def _on_forward(self, request: Forward, responder: ForwardResponder) -> None:
-        """Leader side: run a follower's client write as if a local client sent it."""
+        """Run a peer's forwarded command: a follower's client write (we lead), or a
+        membership request (from a joiner or a follower), which goes on to the leader."""
         protocol = request.protocol
 
         def reply(value: Any) -> None:
-            responder.reply(request.request_id, encode(value, protocol))
+            if isinstance(value, Raw):
+                responder.reply(request.request_id, value.data)
+            else:
+                responder.reply(request.request_id, encode(value, protocol))
 
-        self._run_write(list(request.argv), request.db, protocol, reply)
+        argv = list(request.argv)
+        if argv[:2] == [b"CLUSTER", b"REMOVED-NOTICE"]:
+            self._removed_notice(argv, responder.peer_id, reply)
+            return
+        if argv and argv[0].lower() == b"cluster":
+            self.run_admin_on_leader(argv[1:], reply)
+            return
+        conf = self.runtime.conf_state
+        if conf.members and conf.member(responder.peer_id) is None:
+            reply(ErrorReply("ERR only members may forward writes"))
+            return
+        self._run_write(argv, request.db, protocol, reply)
+
+    def _removed_notice(
+        self, argv: list[bytes], sender: NodeId, reply: Callable[[Any], None]
+    ) -> None:
+        mine = str(self.identity.node_id).encode(), self.cluster_id.encode()
+        if len(argv) == 4 and (argv[2], argv[3]) == mine and sender == self.runtime.leader:
+            log.warning("the leader (node %d) removed this node from the cluster", sender)
+            reply(OK)
+            for callback in self.runtime.on_removed:
+                callback()
+        else:
+            reply(ErrorReply("ERR not a removal notice for this node from its leader"))
+
+    def run_admin_on_leader(self, argv: list[bytes], done: Callable[[Any], None]) -> None:
+        """A membership request (CLUSTER JOIN-REQUEST/REMOVE/PROMOTE/FAILOVER ...), run by the
+        leader: here, or forwarded to it."""
+        leader = self.runtime.leader
+        if leader == self.identity.node_id:
+            self.membership.handle(argv, done)
+        elif not leader:
+            done(error_reply(ClusterDown("no leader is elected")))
+        else:
+            self.forward_write([b"CLUSTER", *argv], 0, 2, done)
 
     def _run_write(
         self, argv: list[bytes], db: int, protocol: int, done: Callable[[Any], None]
@@ -228,7 +393,7 @@ class ClusterLink:
         try:
             self.runtime.propose(payload, applied)
         except ClusterDown as e:
-            done(error_reply(e))
+            self.write_or_wait(argv, db, protocol, done, e)
 
     # --- status ------------------------------------------------------------------------------
 

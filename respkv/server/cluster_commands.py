@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from respkv.resp.replies import ErrorReply, Verbatim
+from respkv.config import ConfigError, parse_address
+from respkv.resp.replies import ErrorReply, SimpleString, Verbatim
 
+from .commands import Deferred
 from .runtime import parse_member_context
 from .slots import key_slot
 
@@ -95,6 +99,55 @@ def _info(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
     return Verbatim(b"txt", ("\r\n".join(lines) + "\r\n").encode())
 
 
+def _on_leader(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
+    """REMOVE <id>, PROMOTE <id>, FAILOVER [<id>]: run by the leader, from any node."""
+    cluster = server.cluster
+    assert cluster is not None
+    sub = argv[1].lower()
+    if (sub in (b"remove", b"promote") and len(argv) != 3) or (
+        sub == b"failover" and len(argv) > 3
+    ):
+        return ErrorReply(f"ERR wrong number of arguments for 'cluster|{sub.decode()}' command")
+    return Deferred(lambda done: cluster.run_admin_on_leader([sub, *argv[2:]], done))
+
+
+def _join(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
+    """JOIN <peer host:port>: idempotent; an empty single node leaves its own cluster."""
+    if len(argv) != 3:
+        return ErrorReply("ERR wrong number of arguments for 'cluster|join' command")
+    runtime, cluster, sm = server.runtime, server.cluster, server.state_machine
+    assert runtime is not None and cluster is not None and sm is not None
+    target = argv[2].decode(errors="replace")
+    try:
+        parse_address(target)
+    except ConfigError:
+        return ErrorReply(
+            f"ERR the address must be host:port of a member's peer port, not {target!r}"
+        )
+    members = runtime.conf_state.members
+    if len(members) > 1 or server.config.join_target():
+        return SimpleString(
+            f"OK already a member of cluster {cluster.cluster_id} ({len(members)} members, "
+            f"leader {runtime.leader})".encode()
+        )
+    if any(sm.key_count(sm.db(i)) for i in range(sm.databases)):
+        return ErrorReply(
+            "ERR this node holds data in its own cluster; only an empty node can join another "
+            "(start it with --join, or empty it first)"
+        )
+
+    def start(done: Callable[[Any], None]) -> None:
+        async def run() -> None:
+            try:
+                done(SimpleString(("OK " + await server.rejoin(target)).encode()))
+            except Exception as e:
+                done(ErrorReply(f"ERR join failed: {e}"))
+
+        asyncio.get_running_loop().create_task(run())
+
+    return Deferred(start)
+
+
 def _help(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
     return [
         b"CLUSTER <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -102,6 +155,10 @@ def _help(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
         b"MYID -- this node's id.",
         b"INFO -- cluster state, Redis Cluster style.",
         b"KEYSLOT <key> -- the hash slot of a key.",
+        b"JOIN <host:port> -- an empty node joins the cluster of the member at that peer address.",
+        b"REMOVE <id> -- remove a member (the leader hands over first when it is the one).",
+        b"PROMOTE <id> -- promote a learner to voter (when auto_promote is off).",
+        b"FAILOVER [<id>] -- transfer leadership (to <id>, or the most up-to-date voter).",
     ]
 
 
@@ -111,4 +168,8 @@ _SUBCOMMANDS = {
     b"status": _status,
     b"info": _info,
     b"help": _help,
+    b"join": _join,
+    b"remove": _on_leader,
+    b"promote": _on_leader,
+    b"failover": _on_leader,
 }

@@ -22,6 +22,17 @@ if TYPE_CHECKING:
     from .connection import ClientConnection
 
 Handler = Callable[["Server", "ClientConnection", list[bytes]], Any]
+
+
+class Deferred:
+    """A server command's reply that arrives later: ``start(done)`` calls ``done(reply)``."""
+
+    __slots__ = ("start",)
+
+    def __init__(self, start: Callable[[Callable[[Any], None]], None]) -> None:
+        self.start = start
+
+
 HANDLERS: dict[bytes, Handler] = {}
 # Commands a client may send before AUTH, as in Redis.
 NO_AUTH = {b"auth", b"hello", b"quit", b"reset"}

@@ -67,8 +67,13 @@ class Dispatcher:
             handler = self.handlers.get(spec.name_bytes)
             if handler is None:
                 conn.reply_now(ErrorReply(f"ERR command '{spec.name}' is not supported by respkv"))
+                return
+            result = handler(server, conn, argv)
+            if isinstance(result, server_commands.Deferred):
+                slot = conn.reply_later(WRITE)
+                result.start(lambda reply: conn.complete(slot, reply))
             else:
-                conn.reply_now(handler(server, conn, argv))
+                conn.reply_now(result)
             return
         state_machine = server.state_machine
         runtime = server.runtime
@@ -86,7 +91,12 @@ class Dispatcher:
             try:
                 runtime.propose(payload, lambda reply: conn.complete(slot, _reply(reply)))
             except ClusterDown as e:
-                conn.complete(slot, error_reply(e))
+                if server.cluster is None:
+                    conn.complete(slot, error_reply(e))
+                else:  # leadership may be moving: wait for the new leader (or fail fast)
+                    server.cluster.write_or_wait(
+                        argv, db, conn.protocol, lambda reply: conn.complete(slot, reply), e
+                    )
             return
         if kind == 0:  # READONLY: the local state, no round trip
             conn.reply_now(state_machine.read(argv, db, time.time_ns() // 1_000_000))

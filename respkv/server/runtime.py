@@ -18,6 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from respkv.raft.confchange import apply_conf_change
@@ -31,6 +32,7 @@ from respkv.raft.node import (
 )
 from respkv.raft.types import (
     ConfChange,
+    ConfChangeType,
     ConfState,
     EntryType,
     HardState,
@@ -45,7 +47,15 @@ from respkv.raft.types import (
     SnapshotMeta,
     Term,
 )
-from respkv.storage import StorageWriter, Store
+from respkv.storage import (
+    StorageWriter,
+    Store,
+    begin_export,
+    install_snapshot,
+    read_chunk,
+    write_chunk,
+)
+from respkv.storage.snapshot import snapshot_file_name
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +122,10 @@ class NodeRuntime:
         self.send_messages: Callable[[list[Message]], None] = lambda messages: None
         self.on_soft_state: list[Callable[[NodeId, Role, Term], None]] = []
         self.on_conf_state: list[Callable[[ConfState], None]] = []
+        self.on_removed: list[Callable[[], None]] = []  # this node's removal was applied
+        self.on_member_removed: list[Callable[[NodeId], None]] = []
+        # Ids removed by the changes applied since start; a join may not reuse them.
+        self.removed_ids: set[NodeId] = set()
         state = self._load_state(list(initial_members), joining)
         self.recovered_entries = len(state.entries)
         self._synced_hard_state = state.hard_state  # the term and vote last made durable
@@ -136,6 +150,9 @@ class NodeRuntime:
         self.leader_changes = 0
         self.started_at = time.time()
         self._stopping = False
+        self._export: tuple[SnapshotMeta, Path] | None = None  # the last snapshot exported
+        self._export_task: asyncio.Task[None] | None = None
+        self.snapshot_bytes_sent = 0
 
     # --- start and stop ----------------------------------------------------------------------
 
@@ -227,6 +244,24 @@ class NodeRuntime:
         self._proposals[index] = _Proposal(self.raft.term, done, deadline)
         self._schedule_ready()
 
+    def propose_conf_change(self, change: ConfChange, done: Done) -> None:
+        """Propose a membership change; ``done(None)`` once it is applied (or an error).
+
+        Raises ClusterDown when this node does not lead, ProposalDropped (retry later) while
+        another change is in progress, RaftError when the change makes no sense.
+        """
+        assert self._loop is not None
+        if not self.is_leader:
+            raise ClusterDown(self._no_leader_text())
+        index = self.raft.propose_conf_change(change)
+        deadline = self._loop.time() + self.request_timeout
+        self._proposals[index] = _Proposal(self.raft.term, done, deadline)
+        self._schedule_ready()
+
+    def transfer_leader(self, target: NodeId) -> None:
+        self.raft.transfer_leader(target)
+        self._schedule_ready()
+
     def read_barrier(self, done: Done) -> bool:
         """True if a linearizable read may run now; else ``done(None)`` is called when it may
         (or ``done(error)`` if it cannot)."""
@@ -276,7 +311,10 @@ class NodeRuntime:
             for callback in self.on_conf_state:
                 callback(rd.conf_state)
         if rd.snapshot_chunks or rd.snapshot is not None:
-            log.error("snapshot install is not supported by this version; ignoring")
+            assert self._loop is not None
+            self._persisting = True
+            self._loop.create_task(self._persist_with_snapshot(rd))
+            return
         if rd.hard_state is None and not rd.entries:
             self._after_persist(rd, None)
             return
@@ -287,9 +325,14 @@ class NodeRuntime:
         if hard_state is not None:
             self.store.log.set_hard_state(batch, hard_state)
         synced = self._synced_hard_state
-        if not rd.entries and hard_state is not None and (hard_state.term, hard_state.vote) == (
-            synced.term,
-            synced.vote,
+        if (
+            not rd.entries
+            and hard_state is not None
+            and (hard_state.term, hard_state.vote)
+            == (
+                synced.term,
+                synced.vote,
+            )
         ):
             # Only the commit index moved: it can be recovered from the log, so this write
             # needs no fsync (etcd's MustSync rule) and the Ready goes on in this turn.
@@ -331,9 +374,9 @@ class NodeRuntime:
         commands: list[tuple[int, bytes]] = []
         for entry in rd.committed_entries:
             if entry.type is EntryType.CONF_CHANGE:
-                self.applied_conf = apply_conf_change(
-                    self.applied_conf, ConfChange.decode(entry.data)
-                )
+                change = ConfChange.decode(entry.data)
+                self.applied_conf = apply_conf_change(self.applied_conf, change)
+                self._conf_change_applied(change)
                 commands.append((entry.index, b""))
             else:
                 commands.append((entry.index, entry.data))
@@ -350,6 +393,24 @@ class NodeRuntime:
                 proposal.done(reply)
             else:
                 proposal.done(EntryLost("leadership changed before it committed"))
+
+    def _conf_change_applied(self, change: ConfChange) -> None:
+        what = {
+            ConfChangeType.ADD_LEARNER: "added as a learner",
+            ConfChangeType.ADD_VOTER: "added as a voter",
+            ConfChangeType.PROMOTE: "promoted to voter",
+            ConfChangeType.REMOVE: "removed from the cluster",
+            ConfChangeType.UPDATE: "updated",
+        }[change.type]
+        voters = ",".join(str(v) for v in sorted(self.applied_conf.voters)) or "none"
+        log.info("Node %d %s (voters now: %s)", change.node_id, what, voters)
+        if change.type is ConfChangeType.REMOVE:
+            self.removed_ids.add(change.node_id)
+            for notify in self.on_member_removed:
+                notify(change.node_id)
+        if change.type is ConfChangeType.REMOVE and change.node_id == self.id:
+            for callback in self.on_removed:
+                callback()
 
     def _release_reads(self) -> None:
         applied = self.raft.log.applied
@@ -417,15 +478,89 @@ class NodeRuntime:
         self.store.write(batch, sync=False)
         log.info("compacted the log up to %d", meta.index)
 
-    # --- SnapshotSource (streaming snapshots arrives with dynamic membership) -------------------
+    # --- snapshots ---------------------------------------------------------------------------
 
     def snapshot_meta(self) -> SnapshotMeta | None:
+        """The core asks for a snapshot to stream: the last export if it is recent enough,
+        else start exporting the current state in a thread and answer None until it is done."""
+        export = self._export
+        if export is not None and export[0].index >= self.raft.log.snapshot_index:
+            return export[0]
+        if self._export_task is None and self._loop is not None:
+            applied = self.raft.log.applied
+            meta = SnapshotMeta(applied, self.applied_term, self.raft.conf_at(applied))
+            self._export_task = self._loop.create_task(self._export_snapshot(meta))
         return None
+
+    async def _export_snapshot(self, meta: SnapshotMeta) -> None:
+        directory = self.store.path / "snapshots"
+        directory.mkdir(exist_ok=True)
+        path = directory / snapshot_file_name(meta)
+        started = time.monotonic()
+        try:
+            export = begin_export(self.store, meta)  # the view of the keyspace, now
+            await asyncio.to_thread(export.write, path)
+        except Exception:
+            log.exception("exporting a snapshot at %d failed", meta.index)
+            return
+        finally:
+            self._export_task = None
+        old, self._export = self._export, (meta, path)
+        log.info(
+            "snapshot at index %d exported (%d bytes in %.2fs) for a follower that is behind",
+            meta.index,
+            path.stat().st_size,
+            time.monotonic() - started,
+        )
+        if old is not None and old[1] != path:
+            old[1].unlink(missing_ok=True)
+        self._schedule_ready()
 
     def read_chunk(
         self, meta: SnapshotMeta, offset: int, max_bytes: int
     ) -> tuple[bytes, bool] | None:
-        return None
+        export = self._export
+        if export is None or export[0] != meta:
+            return None
+        data, done = read_chunk(export[1], offset, max_bytes)
+        self.snapshot_bytes_sent += len(data)
+        return data, done
+
+    async def _persist_with_snapshot(self, rd: Ready) -> None:
+        """A Ready with received snapshot chunks: chunks, install, then the rest as usual."""
+        error: BaseException | None = None
+        try:
+            directory = self.store.path / "snapshots"
+            directory.mkdir(exist_ok=True)
+            for chunk in rd.snapshot_chunks:
+                path = directory / ("incoming-" + snapshot_file_name(chunk.meta))
+                if chunk.offset == 0:
+                    log.info("receiving a snapshot at index %d from the leader", chunk.meta.index)
+                await asyncio.to_thread(write_chunk, path, chunk.offset, chunk.data)
+            if rd.snapshot is not None:
+                meta = rd.snapshot
+                path = directory / ("incoming-" + snapshot_file_name(meta))
+                started = time.monotonic()
+                await asyncio.to_thread(install_snapshot, self.store, path, meta)
+                self.state_machine.reload()
+                self.applied_conf = meta.conf_state
+                self.applied_term = meta.term
+                path.unlink(missing_ok=True)
+                log.info(
+                    "installed the leader's snapshot at index %d in %.2fs",
+                    meta.index,
+                    time.monotonic() - started,
+                )
+            batch = self.store.batch()
+            if rd.entries:
+                self.store.log.append(batch, rd.entries)
+            if rd.hard_state is not None:
+                self.store.log.set_hard_state(batch, rd.hard_state)
+                self._synced_hard_state = rd.hard_state
+            await self.writer.submit(batch)
+        except Exception as e:  # handed to _after_persist, which stops the node
+            error = e
+        self._after_persist(rd, error)
 
     # --- status ------------------------------------------------------------------------------
 

@@ -20,3 +20,4 @@ META_HARD_STATE = b"hard_state"
 META_SNAPSHOT = b"snapshot"
 META_APPLIED = b"applied_index"
 META_KEYSPACE_ACTIVE = b"keyspace_active"  # the name of the active keyspace family
+META_REMOVED = b"removed"  # set when this node was removed from its cluster: never serve again

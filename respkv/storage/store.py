@@ -46,6 +46,7 @@ from .keys import (
     KEYSPACE_CFS,
     META_IDENTITY,
     META_KEYSPACE_ACTIVE,
+    META_REMOVED,
 )
 from .keyspace import KeyspaceBackend
 from .raftlog import RaftLogStore
@@ -213,6 +214,18 @@ class Store:
     def batch() -> WriteBatch:
         """A new empty batch for ``log`` operations and ``write`` / ``StorageWriter.submit``."""
         return WriteBatch(raw_mode=True)
+
+    def mark_removed(self, reason: str) -> None:
+        """Record (durably) that this node was removed from its cluster."""
+        batch = self.batch()
+        batch.put(META_REMOVED, reason.encode(), self._handles[CF_RAFT_META])
+        self.write(batch, sync=True)
+
+    @property
+    def removed(self) -> str | None:
+        """Why this node was removed from its cluster, or None."""
+        raw = self._cfs[CF_RAFT_META].get(META_REMOVED)
+        return None if raw is None else raw.decode(errors="replace")
 
     def write(self, batch: WriteBatch, *, sync: bool) -> None:
         """Write ``batch`` atomically, now, on the calling thread (startup, tests, tools).
