@@ -11,6 +11,7 @@ linearizability at the end, after a liveness phase in which every fault is heale
 from __future__ import annotations
 
 import contextlib
+import functools
 import heapq
 import random
 from collections.abc import Callable
@@ -241,7 +242,7 @@ class Cluster:
                 self._send(m)
             incarnation = self.incarnation[node_id]
             self._schedule(
-                self.rng.randrange(1, 5), lambda n=node_id, i=incarnation: self._persisted(n, i)
+                self.rng.randrange(1, 5), functools.partial(self._persisted, node_id, incarnation)
             )
 
     def _persisted(self, node_id: NodeId, incarnation: int) -> None:
@@ -467,7 +468,7 @@ class Cluster:
         opts = self.options
         self._client_of = {}
         for client in range(opts.clients):
-            self._schedule(self.rng.randrange(1, 5 * TICK), lambda c=client: self._client(c))
+            self._schedule(self.rng.randrange(1, 5 * TICK), functools.partial(self._client, client))
         self._schedule(opts.nemesis_every_ticks * TICK, self._nemesis)
         self._schedule(TICK, self._expire_ops)
         end_faults = opts.fault_ticks * TICK

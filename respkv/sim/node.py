@@ -112,7 +112,7 @@ class SimNode:
         # Outputs collected by the cluster.
         self.applied_log: list[tuple[Index, Term, bytes]] = []
         self.applied_terms: dict[Index, Term] = {}  # index -> term of each entry applied here
-        self.results: dict[int, object] = {}  # client_op -> result of applying it
+        self.results: dict[int, int | None] = {}  # client_op -> result of applying it
 
     # --- SnapshotSource --------------------------------------------------------------------
 
