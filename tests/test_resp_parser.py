@@ -444,3 +444,27 @@ def test_partial_command_after_a_clean_boundary_is_checked_from_its_start() -> N
         [[b"", b""], [b"xx", b""]],
         None,
     )
+
+
+def test_huge_declared_argument_count_allocates_nothing_up_front() -> None:
+    """Regression: hiredis allocated a list as long as the declared count (2**31 - 1 is a
+    count Redis accepts), which stalled the server in garbage collection for seconds."""
+    import tracemalloc
+
+    parser = RequestParser()
+    tracemalloc.start()
+    try:
+        parser.feed(b"*2147483647\r\n$3\r\nSET\r\n")
+        assert parser.get_commands() == []
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 10_000_000, f"{peak} bytes allocated for one partial command"
+
+
+def test_a_line_that_hiredis_reads_as_a_map_is_an_inline_command() -> None:
+    """Regression: hiredis raised TypeError (unhashable key) on `%1` followed by an array;
+    Redis reads `%1` as an inline command."""
+    parser = RequestParser()
+    parser.feed(b"*1\r\n$0\r\n\r\n%1\r\n*1\r\n$0\r\n\r\n")
+    assert parser.get_commands() == [[b""], [b"%1"], [b""]]

@@ -50,8 +50,11 @@ _ONLY_LIST: Final = {list}
 _ONLY_BYTES: Final = {bytes}
 _EMPTY: Final[list[bytes]] = []
 
-# A line end followed by a type byte that hiredis reads as bytes (+ ( =) or as a list (~ > |).
-_SUSPECT: Final = re.compile(rb"\n[+(=~>|]").search
+# A line end followed by a type byte that hiredis reads as bytes (+ ( =), as a list (~ > |)
+# or as a dict (% : a key can be unhashable and make hiredis raise TypeError),
+# or an array header of 10,000 elements or more (hiredis would allocate a list that long
+# up front; Redis reserves room as the arguments arrive, and so does the exact reader).
+_SUSPECT: Final = re.compile(rb"\n[+(=~>|%]|(?:^|\n)\*[0-9]{5}").search
 
 # Framing bytes around a bulk of length L ("$L\r\n" + "\r\n") and around an array of N elements
 # ("*N\r\n"), tabulated for sizes that do not fit in a byte.
@@ -189,7 +192,7 @@ class RequestParser:
         try:
             while (command := gets()) is not _INCOMPLETE:
                 append(command)
-        except hiredis.ProtocolError:
+        except (hiredis.ProtocolError, TypeError):  # TypeError: an unhashable map key
             return self._switch_to_exact([])
         if out:
             if set(map(type, out)) != _ONLY_LIST or _EMPTY in out:
