@@ -10,20 +10,23 @@
 #   scripts/cluster.sh logs N           follow node N's log
 #
 # Logs and pid files live in $RUN_DIR (default ./run); data in ./data (db_root_dir).
+# CONFIG_PREFIX=n uses config/n1..3.toml (the dynamic-expansion layout, see scripts/expand.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN_DIR=${RUN_DIR:-./run}
 NODES=(1 2 3)
+CONFIG_PREFIX=${CONFIG_PREFIX:-node}
 PYTHON=${PYTHON:-python3}
 mkdir -p "$RUN_DIR"
 
 pidfile() { echo "$RUN_DIR/node$1.pid"; }
 running() { [ -f "$(pidfile "$1")" ] && kill -0 "$(cat "$(pidfile "$1")")" 2>/dev/null; }
-port() { sed -n 's/^port = \([0-9]*\)/\1/p' "config/node$1.toml"; }
+config() { echo "config/${CONFIG_PREFIX}$1.toml"; }
+port() { sed -n 's/^port = \([0-9]*\)/\1/p' "$(config "$1")"; }
 
 start_node() {
   if running "$1"; then echo "node $1 already running (pid $(cat "$(pidfile "$1")"))"; return; fi
-  nohup "$PYTHON" -m respkv.server.cli serve --config "config/node$1.toml" \
+  nohup "$PYTHON" -m respkv.server.cli serve --config "$(config "$1")" \
     >>"$RUN_DIR/node$1.log" 2>&1 &
   echo $! >"$(pidfile "$1")"
   echo "node $1 started (pid $!, client port $(port "$1"), log $RUN_DIR/node$1.log)"

@@ -26,7 +26,7 @@ def test_defaults_need_no_file() -> None:
     assert config.raft.fsync and config.raft.read_consistency == "linearizable"
 
 
-@pytest.mark.parametrize("name", ["single-node", "node1", "node2", "node3"])
+@pytest.mark.parametrize("name", ["single-node", "node1", "node2", "node3", "n1", "n2", "n3"])
 def test_shipped_configs_load(name: str) -> None:
     path = ROOT / "config" / f"{name}.toml"
     config = load(path, env={})
