@@ -217,10 +217,13 @@ def test_one_of_three_alive_fails_fast_with_clusterdown(make_cluster) -> None:
     for i in others(cluster, survivor):
         cluster.kill(i)
     r = cluster.client(survivor)
-    # Right away: the survivor still believes in the dead leader.
+    # Right away the survivor cannot tell this from a failover: it notices the leader is gone
+    # after its election timeout (1-2 s), then holds the write for one more election timeout
+    # (1 s) in case a new leader appears (since d7f60fc), then says CLUSTERDOWN. 3 s by design,
+    # plus scheduling slack on this busy machine; never the 5 s request timeout or UNKNOWN.
     error, took = error_of(lambda: r.set("k", "new"))
     print(f"\nwrite on a lone follower right after the kill: {error!r} in {took:.2f}s")
-    assert first_word(error) == "CLUSTERDOWN" and took < 3.0
+    assert first_word(error) == "CLUSTERDOWN" and took < 4.5
     wait_until(lambda: no_leader(cluster, survivor), 20, "the survivor to know there is no leader")
     for command in (lambda: r.set("k", "new"), lambda: r.incr("n"), lambda: r.get("k")):
         error, took = error_of(command)
