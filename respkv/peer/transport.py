@@ -899,6 +899,10 @@ class PeerNetwork:
             return future
         return client.forward(db, argv, protocol)
 
+    def pending_forwards(self) -> int:
+        """Forwards sent from here still waiting for their answer."""
+        return sum(len(c._pending) for c in self._clients.values())
+
     def fail_unsent_forwards(self, to: NodeId, why: str) -> None:
         """Forwards to ``to`` not written yet fail with ForwardNotSent (e.g. it is no longer
         the leader: the caller sends them elsewhere); those written still get their answer."""

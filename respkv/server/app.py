@@ -262,9 +262,11 @@ class Server:
 
     async def stop(self) -> None:
         log.info("shutting down")
-        await self._hand_over_leadership()
         if self._listener is not None:
-            self._listener.close()
+            self._listener.close()  # no new clients; those connected finish what they sent
+        await self._hand_over_leadership()
+        if self.cluster is not None:
+            await self.cluster.drain(timeout=3.0)
         for client in list(self.clients.values()):
             client.kill()
         await self._stop_node()

@@ -109,6 +109,16 @@ class ClusterLink:
             STATUS_LOG_SECONDS, self._log_status
         )
 
+    async def drain(self, timeout: float) -> None:
+        """Wait (bounded) until writes this node holds or passed on have their answers."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and (
+            self._waiting_writes
+            or self.runtime.pending_proposals
+            or self.network.pending_forwards()
+        ):
+            await asyncio.sleep(0.02)
+
     async def close(self) -> None:
         self.membership.close()
         if self._status_handle is not None:
@@ -225,21 +235,24 @@ class ClusterLink:
         error: ClusterDown,
     ) -> None:
         """A write that found no leader to take it: while leadership is moving (a transfer,
-        or a leader seen within two election timeouts) it waits for the new leader; a cluster
+        or a leader seen within an election timeout) it waits for the new leader; a cluster
         that has had no leader for longer fails fast."""
         runtime = self.runtime
+        now = time.monotonic()
         moving = (
             bool(runtime.raft.lead_transferee)
+            or bool(runtime.leader)
             or (
                 self._leaderless_since is not None
-                and time.monotonic() - self._leaderless_since < 2 * self._election_timeout
+                and now - self._leaderless_since < self._election_timeout
             )
-            or bool(runtime.leader)
         )
         if not moving:
             done(error_reply(error))
             return
-        deadline = time.monotonic() + 2 * self._election_timeout
+        # One election timeout: a handover takes milliseconds, an election after a crash
+        # about one timeout; a cluster without a majority answers CLUSTERDOWN soon after.
+        deadline = now + self._election_timeout
         self._waiting_writes.append((deadline, argv, db, protocol, done))
         if self._waiting_timer is None:
             self._waiting_timer = asyncio.get_running_loop().call_later(0.05, self._retry_waiting)

@@ -565,6 +565,10 @@ class NodeRuntime:
     # --- status ------------------------------------------------------------------------------
 
     @property
+    def pending_proposals(self) -> int:
+        return len(self._proposals)
+
+    @property
     def is_leader(self) -> bool:
         return self.role is Role.LEADER
 
