@@ -67,14 +67,13 @@ class ConfState:
     """The membership: sorted by id, each node at most once."""
 
     members: tuple[Member, ...]
+    # Derived once: quorum checks ask for them on every read and commit.
+    voters: frozenset[NodeId] = field(init=False, compare=False, repr=False)
+    learners: frozenset[NodeId] = field(init=False, compare=False, repr=False)
 
-    @property
-    def voters(self) -> frozenset[NodeId]:
-        return frozenset(m.id for m in self.members if not m.learner)
-
-    @property
-    def learners(self) -> frozenset[NodeId]:
-        return frozenset(m.id for m in self.members if m.learner)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "voters", frozenset(m.id for m in self.members if not m.learner))
+        object.__setattr__(self, "learners", frozenset(m.id for m in self.members if m.learner))
 
     def member(self, node_id: NodeId) -> Member | None:
         for m in self.members:

@@ -132,17 +132,18 @@ class ClientConnection(asyncio.BufferedProtocol):
 
     def _run(self, commands: list[list[bytes]] | deque[list[bytes]]) -> None:
         dispatch = self.dispatcher.dispatch
+        classify = self.dispatcher.classify
         for position, argv in enumerate(commands):
             if self._closing:
                 return
-            kind = self.dispatcher.kind(self, argv)
+            kind, spec = classify(self, argv)
             if self._in_flight and kind and kind != self._in_flight_kind:
                 # A read after writes (or a write after reads) waits for them: keep the rest.
                 rest = list(commands)[position:]
                 self._queued.extendleft(reversed(rest))
                 return
             self.commands_processed += 1
-            dispatch(self, argv, kind)
+            dispatch(self, argv, kind, spec)
         self._update_reading()
 
     def reply_now(self, value: Any) -> None:
@@ -187,10 +188,11 @@ class ClientConnection(asyncio.BufferedProtocol):
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        if self._out and self.transport is not None:
-            self.server.stats.bytes_out += len(self._out)
-            self.transport.write(bytes(self._out))
-            self._out.clear()
+        out = self._out
+        if out and self.transport is not None:
+            self.server.stats.bytes_out += len(out)
+            self.transport.write(out)  # the transport may keep it: start a new buffer
+            self._out = bytearray()
         if self._close_after_flush and self.transport is not None and not self._slots:
             self.transport.close()
 

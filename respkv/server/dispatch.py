@@ -38,21 +38,28 @@ class Dispatcher:
     def new_connection(self) -> ClientConnection:
         return ClientConnection(self)
 
-    def kind(self, conn: ClientConnection, argv: list[bytes]) -> int:
-        """WRITE, READ (a linearizable read), or 0 (answered at once)."""
+    def classify(
+        self, conn: ClientConnection, argv: list[bytes]
+    ) -> tuple[int, kv_commands.CommandSpec | None]:
+        """(WRITE, READ (a linearizable read) or 0 (answered at once), the command's spec)."""
         spec = kv_commands.lookup(argv[0])
         if spec is None or spec.server_side or not spec.arity_ok(len(argv)):
-            return 0
+            return 0, spec
         if not conn.authenticated:
-            return 0
+            return 0, spec
         if spec.is_write:
-            return WRITE
-        return 0 if conn.readonly else READ
+            return WRITE, spec
+        return (0 if conn.readonly else READ), spec
 
-    def dispatch(self, conn: ClientConnection, argv: list[bytes], kind: int) -> None:
+    def dispatch(
+        self,
+        conn: ClientConnection,
+        argv: list[bytes],
+        kind: int,
+        spec: kv_commands.CommandSpec | None,
+    ) -> None:
         server = self.server
         server.stats.commands_processed += 1
-        spec = kv_commands.lookup(argv[0])
         if spec is None:
             conn.reply_now(unknown_command(argv))
             return
