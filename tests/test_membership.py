@@ -228,3 +228,67 @@ def test_rolling_restart_under_load_loses_nothing(tmp_path: Path) -> None:
     finally:
         for node in nodes:
             node.kill()
+
+
+def _big_single_node(tmp_path: Path) -> tuple[RespkvProcess, RespkvProcess, dict[str, bytes]]:
+    """Node 1 alone with ~16 MB of data and a compacted log, and a learner for it."""
+    n1, n2, _ = seed_nodes(tmp_path)
+    for node in (n1, n2):  # small chunks: the transfer takes many round trips
+        node.config_path.write_text(
+            node.config_path.read_text().replace(RAFT, RAFT + "\nsnapshot_chunk_bytes = 65536")
+        )
+    n1.start()
+    wait_until(lambda: voters(n1) == [1], 20, "node 1 to lead alone")
+    client = n1.client()
+    data = {f"big:{i}": (b"%06d" % i) * 170 for i in range(16_000)}
+    pipe = client.pipeline(transaction=False)
+    for i, (key, value) in enumerate(data.items()):
+        pipe.set(key, value)
+        if i % 1000 == 999:
+            pipe.execute()
+    pipe.execute()
+    return n1, n2, data
+
+
+def _assert_complete(node: RespkvProcess, leader: RespkvProcess, data: dict[str, bytes]) -> None:
+    wait_until(lambda: voters(leader) == [1, 2], 60, "node 2 promoted after its snapshot")
+    wait_until(
+        lambda: status(node)["applied_index"] >= status(leader)["commit_index"], 30, "catch-up"
+    )
+    client = node.client()
+    client.execute_command("READONLY")
+    keys = list(data)
+    for i in range(0, len(keys), 1000):
+        chunk = keys[i : i + 1000]
+        assert client.mget(chunk) == [data[k] for k in chunk]
+
+
+@pytest.mark.integration
+def test_learner_killed_mid_snapshot_starts_over_and_completes(tmp_path: Path) -> None:
+    n1, n2, data = _big_single_node(tmp_path)
+    try:
+        n2.start()
+        wait_until(lambda: "receiving a snapshot" in n2.log(), 30, "the snapshot transfer")
+        n2.kill()  # in the middle of the transfer
+        assert "installed the leader's snapshot" not in n2.log()
+        n2.start()
+        _assert_complete(n2, n1, data)
+        assert "installed the leader's snapshot" in n2.log()
+    finally:
+        n1.kill()
+        n2.kill()
+
+
+@pytest.mark.integration
+def test_leader_killed_mid_snapshot_the_learner_recovers(tmp_path: Path) -> None:
+    n1, n2, data = _big_single_node(tmp_path)
+    try:
+        n2.start()
+        wait_until(lambda: "receiving a snapshot" in n2.log(), 30, "the snapshot transfer")
+        n1.kill()  # the only voter dies mid-transfer; the learner keeps its partial file
+        n1.start()
+        _assert_complete(n2, n1, data)
+        assert status(n2)["leader_id"] == 1
+    finally:
+        n1.kill()
+        n2.kill()

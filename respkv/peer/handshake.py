@@ -75,6 +75,12 @@ def check_hello(
     # only ask to join (the server accepts nothing else from a non-member).
     # (A node that was added but did not hear the answer asks again, as a member.)
     joining = hello.cluster_id == ""
+    if hello.initial_cluster and me.initial_cluster and not joining:
+        # Checked before the cluster id, which a static cluster derives from this very list:
+        # naming the differing entries is what the operator needs.
+        diff = initial_cluster_difference(me.initial_pairs(), hello.initial_cluster)
+        if diff:
+            return f"initial_cluster mismatch with node {hello.node_id}: {diff}"
     if hello.cluster_id != me.cluster_id and not joining:
         return (
             f"cluster id mismatch: peer belongs to cluster {hello.cluster_id!r}, "
@@ -93,10 +99,6 @@ def check_hello(
             f"unknown node id {hello.node_id} (from {hello.peer_address}): "
             f"not a member of this cluster (members: {known})"
         )
-    if hello.initial_cluster and me.initial_cluster and not joining:
-        diff = initial_cluster_difference(me.initial_pairs(), hello.initial_cluster)
-        if diff:
-            return f"initial_cluster mismatch with node {hello.node_id}: {diff}"
     has_secret = bool(me.secret)
     if has_secret and not hello.nonce:
         return f"node {hello.node_id} has no cluster secret configured but this node requires one"

@@ -778,7 +778,10 @@ class RaftNode:
                     pr.become_probe()
                 self._send_append(m.sender)
             return
-        if not pr.maybe_update(m.index):
+        # A probe answered at the index we already knew (e.g. right after a snapshot) still
+        # confirms where the logs match: that too ends probing (as in etcd).
+        confirmed_probe = pr.state is ProgressState.PROBE and pr.match == m.index
+        if not pr.maybe_update(m.index) and not confirmed_probe:
             return
         if pr.state is ProgressState.PROBE:
             pr.become_replicate()

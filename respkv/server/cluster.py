@@ -235,11 +235,13 @@ class ClusterLink:
         error: ClusterDown,
     ) -> None:
         """A write that found no leader to take it: while leadership is moving (a transfer,
-        or a leader seen within an election timeout) it waits for the new leader; a cluster
-        that has had no leader for longer fails fast."""
+        or a leader seen within an election timeout) and this node reaches a majority, it
+        waits for the new leader; otherwise it fails fast."""
         runtime = self.runtime
         now = time.monotonic()
-        moving = (
+        voters = runtime.conf_state.voters
+        reachable = len(self.network.reachable() & voters) + (self.identity.node_id in voters)
+        moving = reachable >= len(voters) // 2 + 1 and (
             bool(runtime.raft.lead_transferee)
             or bool(runtime.leader)
             or (

@@ -459,6 +459,12 @@ class NodeRuntime:
         if self.role is Role.LEADER and role is not Role.LEADER:
             # Reads confirmed by this node's leadership can no longer be trusted.
             self._fail_reads(ClusterDown("leadership changed; retry"))
+            if term == self.term and not leader:
+                # Stepped down without a successor (check-quorum: the majority is gone): the
+                # pending writes may never commit, and waiting for the timeout helps nobody.
+                proposals, self._proposals = self._proposals, {}
+                for proposal in proposals.values():
+                    proposal.done(OutcomeUnknown("the leader lost its majority"))
         elif leader != self.leader and self._pending_reads:
             # Read index requests sent to the old leader may never be answered.
             pending, self._pending_reads = self._pending_reads, {}
