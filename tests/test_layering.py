@@ -21,8 +21,20 @@ ALLOWED_LAYERS: dict[str, set[str]] = {
 }
 # The pure core must not touch IO, time, threads or randomness of its own.
 FORBIDDEN_IN_CORE = {
-    "asyncio", "time", "socket", "threading", "random", "rocksdict", "os", "select",
-    "selectors", "subprocess", "multiprocessing", "concurrent", "datetime", "uvloop",
+    "asyncio",
+    "time",
+    "socket",
+    "threading",
+    "random",
+    "rocksdict",
+    "os",
+    "select",
+    "selectors",
+    "subprocess",
+    "multiprocessing",
+    "concurrent",
+    "datetime",
+    "uvloop",
 }
 
 

@@ -320,20 +320,6 @@ class Ready:
     # The membership in force (it takes effect when its entry is appended), when it changed.
     conf_state: ConfState | None = None
 
-    def is_empty(self) -> bool:
-        return not (
-            self.hard_state
-            or self.entries
-            or self.snapshot_chunks
-            or self.snapshot
-            or self.messages
-            or self.messages_after_persist
-            or self.committed_entries
-            or self.read_states
-            or self.soft_state
-            or self.conf_state
-        )
-
 
 # --- errors ---------------------------------------------------------------------------------
 

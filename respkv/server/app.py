@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import os
 import shutil
 import signal
 import time
@@ -14,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from respkv import __version__
-from respkv.config import Config, parse_address
+from respkv.config import Config
 from respkv.kv.statemachine import StateMachine
 from respkv.raft.node import RaftConfig, ReadMode
 from respkv.raft.types import Member, NodeId
@@ -304,10 +303,3 @@ class Server:
 
     def client_disconnected(self, client: ClientConnection) -> None:
         self.clients.pop(client.id, None)
-
-    @property
-    def pid(self) -> int:
-        return os.getpid()
-
-    def client_address(self) -> tuple[str, int]:
-        return parse_address(f"{self.config.server.bind}:{self.port}")

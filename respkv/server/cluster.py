@@ -409,9 +409,3 @@ class ClusterLink:
             self.runtime.propose(payload, applied)
         except ClusterDown as e:
             self.write_or_wait(argv, db, protocol, done, e)
-
-    # --- status ------------------------------------------------------------------------------
-
-    def node_name(self, node_id: int) -> str:
-        """The 40-character id the Redis cluster face uses for a node."""
-        return f"{node_id:040x}"

@@ -671,6 +671,7 @@ def _section_raft(server: Server) -> list[str]:
         f"raft_voters:{voters}",
         f"raft_learners:{learners}",
         f"raft_leader_changes:{runtime.leader_changes}",
+        f"raft_snapshot_bytes_sent:{runtime.snapshot_bytes_sent}",
     ]
 
 

@@ -26,7 +26,6 @@ from respkv.raft.node import (
     PersistedState,
     RaftConfig,
     RaftNode,
-    ReadMode,
     bootstrap_state,
     joiner_state,
 )
@@ -127,7 +126,6 @@ class NodeRuntime:
         # Ids removed by the changes applied since start; a join may not reuse them.
         self.removed_ids: set[NodeId] = set()
         state = self._load_state(list(initial_members), joining)
-        self.recovered_entries = len(state.entries)
         self._synced_hard_state = state.hard_state  # the term and vote last made durable
         self.raft = RaftNode(raft_config, state, random.Random(), self)
         self.conf_state = self.raft.conf
@@ -577,9 +575,6 @@ class NodeRuntime:
     @property
     def is_leader(self) -> bool:
         return self.role is Role.LEADER
-
-    def read_mode(self) -> ReadMode:
-        return self.raft.config.read_mode
 
 
 def _call_all(callbacks: list[Done], value: Any) -> None:
