@@ -130,7 +130,6 @@ class NodeRuntime:
         self.raft = RaftNode(raft_config, state, random.Random(), self)
         self.conf_state = self.raft.conf
         self.applied_conf = self._applied_conf(state)
-        self.applied_term = Term(0)
         self._proposals: dict[Index, _Proposal] = {}
         self._read_contexts = itertools.count(1)
         # Reads wait in batches: every read that asks in one loop turn shares one ReadIndex.
@@ -379,7 +378,6 @@ class NodeRuntime:
             else:
                 commands.append((entry.index, entry.data))
         replies = self.state_machine.apply(commands)
-        self.applied_term = rd.committed_entries[-1].term
         proposals = self._proposals
         if not proposals:
             return
@@ -491,12 +489,15 @@ class NodeRuntime:
         if export is not None and export[0].index >= self.raft.log.snapshot_index:
             return export[0]
         if self._export_task is None and self._loop is not None:
-            applied = self.raft.log.applied
-            meta = SnapshotMeta(applied, self.applied_term, self.raft.conf_at(applied))
-            self._export_task = self._loop.create_task(self._export_snapshot(meta))
+            self._export_task = self._loop.create_task(self._export_snapshot())
         return None
 
-    async def _export_snapshot(self, meta: SnapshotMeta) -> None:
+    async def _export_snapshot(self) -> None:
+        # The meta and the keyspace view are taken together, with no apply in between.
+        applied = self.raft.log.applied
+        term = self.raft.log.term(applied)  # compaction keeps the applied entry's term
+        assert term is not None
+        meta = SnapshotMeta(applied, term, self.raft.conf_at(applied))
         directory = self.store.path / "snapshots"
         directory.mkdir(exist_ok=True)
         path = directory / snapshot_file_name(meta)
@@ -548,7 +549,6 @@ class NodeRuntime:
                 await asyncio.to_thread(install_snapshot, self.store, path, meta)
                 self.state_machine.reload()
                 self.applied_conf = meta.conf_state
-                self.applied_term = meta.term
                 path.unlink(missing_ok=True)
                 log.info(
                     "installed the leader's snapshot at index %d in %.2fs",
