@@ -81,6 +81,7 @@ class RaftSettings:
     max_inflight_messages: int = 256
     max_message_bytes: int = 1024 * 1024
     snapshot_chunk_bytes: int = 1024 * 1024
+    snapshot_rate_mb_s: int = 0  # snapshot streaming from this node, MB/s (0: no limit)
     request_timeout_ms: int = 5000  # a write or read that gets no answer fails after this
 
 
@@ -319,5 +320,7 @@ def _validate(config: Config) -> None:
     ):
         if getattr(r, key) < 1:
             raise ConfigError(f"{source}: [raft] {key} must be >= 1")
+    if r.snapshot_rate_mb_s < 0:
+        raise ConfigError(f"{source}: [raft] snapshot_rate_mb_s must be >= 0 (0: no limit)")
     if r.snapshot_tail < 0:
         raise ConfigError(f"{source}: [raft] snapshot_tail must be >= 0")

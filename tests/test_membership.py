@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -230,13 +231,14 @@ def test_rolling_restart_under_load_loses_nothing(tmp_path: Path) -> None:
             node.kill()
 
 
-def _big_single_node(tmp_path: Path) -> tuple[RespkvProcess, RespkvProcess, dict[str, bytes]]:
+def _big_single_node(
+    tmp_path: Path, raft: str = ""
+) -> tuple[RespkvProcess, RespkvProcess, dict[str, bytes]]:
     """Node 1 alone with ~16 MB of data and a compacted log, and a learner for it."""
     n1, n2, _ = seed_nodes(tmp_path)
     for node in (n1, n2):  # small chunks: the transfer takes many round trips
-        node.config_path.write_text(
-            node.config_path.read_text().replace(RAFT, RAFT + "\nsnapshot_chunk_bytes = 65536")
-        )
+        extra = "\nsnapshot_chunk_bytes = 65536\n" + raft
+        node.config_path.write_text(node.config_path.read_text().replace(RAFT, RAFT + extra))
     n1.start()
     wait_until(lambda: voters(n1) == [1], 20, "node 1 to lead alone")
     client = n1.client()
@@ -289,6 +291,28 @@ def test_leader_killed_mid_snapshot_the_learner_recovers(tmp_path: Path) -> None
         n1.start()
         _assert_complete(n2, n1, data)
         assert status(n2)["leader_id"] == 1
+    finally:
+        n1.kill()
+        n2.kill()
+
+
+@pytest.mark.integration
+def test_snapshot_streaming_honours_the_rate_limit(tmp_path: Path) -> None:
+    n1, n2, data = _big_single_node(tmp_path, raft="snapshot_rate_mb_s = 4")
+    try:
+        n2.start()
+        _assert_complete(n2, n1, data)
+        stamps = [
+            line.split(" INFO")[0]
+            for line in n2.log().splitlines()
+            if "receiving a snapshot" in line or "installed the leader's snapshot" in line
+        ]
+        fmt = "%Y-%m-%d %H:%M:%S,%f"
+        took = (
+            datetime.strptime(stamps[-1], fmt) - datetime.strptime(stamps[0], fmt)
+        ).total_seconds()
+        # ~16.3 MB at 4 MB/s after a first 4 MB burst: about 3 s; unlimited it takes ~0.2 s.
+        assert took >= 2.0, f"the transfer took {took:.2f}s: the limit was not applied"
     finally:
         n1.kill()
         n2.kill()

@@ -126,7 +126,8 @@ class SnapshotSource(Protocol):
         self, meta: SnapshotMeta, offset: int, max_bytes: int
     ) -> tuple[bytes, bool] | None:
         """Up to ``max_bytes`` from ``offset`` and whether they end the snapshot; None if that
-        snapshot is no longer available (the transfer then starts over)."""
+        snapshot is no longer available (the transfer then starts over); ``(b"", False)`` for
+        "not now" (the host's rate limit): the core asks again on the next tick."""
         ...
 
 
@@ -571,7 +572,7 @@ class RaftNode:
                     pr.snapshot.sent_offset = pr.snapshot.acked_offset
                     pr.snapshot.sent_all = False
                     pr.snapshot.idle_ticks = 0
-                    self._send_snapshot_chunks(peer, pr)
+                self._send_snapshot_chunks(peer, pr)  # also resumes a rate-limited transfer
         if self.election_elapsed >= self.config.election_timeout_ticks:
             self.election_elapsed = 0
             if self.config.check_quorum:
@@ -897,6 +898,8 @@ class RaftNode:
                 pr.become_probe()
                 return
             data, done = got
+            if not data and not done:
+                return  # not now: the next tick asks again
             self._messages.append(
                 InstallSnapshot(
                     self.term,

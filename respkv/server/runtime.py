@@ -107,6 +107,7 @@ class NodeRuntime:
         request_timeout: float = 5.0,
         snapshot_threshold: int = 10000,
         snapshot_tail: int = 1000,
+        snapshot_rate_bytes_s: int = 0,
         initial_members: Iterable[Member] = (),
         joining: bool = False,
     ) -> None:
@@ -150,6 +151,10 @@ class NodeRuntime:
         self._export: tuple[SnapshotMeta, Path] | None = None  # the last snapshot exported
         self._export_task: asyncio.Task[None] | None = None
         self.snapshot_bytes_sent = 0
+        # Token bucket for snapshot streaming (0: unlimited), refilled with elapsed time.
+        self._snapshot_rate = snapshot_rate_bytes_s
+        self._snapshot_tokens = float(snapshot_rate_bytes_s)
+        self._snapshot_tokens_at = time.monotonic()
 
     # --- start and stop ----------------------------------------------------------------------
 
@@ -527,6 +532,16 @@ class NodeRuntime:
         export = self._export
         if export is None or export[0] != meta:
             return None
+        if self._snapshot_rate:
+            now = time.monotonic()
+            rate = self._snapshot_rate
+            self._snapshot_tokens = min(
+                rate, self._snapshot_tokens + (now - self._snapshot_tokens_at) * rate
+            )
+            self._snapshot_tokens_at = now
+            if self._snapshot_tokens < min(max_bytes, rate):
+                return b"", False  # over the configured rate: the core asks again next tick
+            self._snapshot_tokens -= max_bytes
         data, done = read_chunk(export[1], offset, max_bytes)
         self.snapshot_bytes_sent += len(data)
         return data, done
