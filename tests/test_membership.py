@@ -156,6 +156,17 @@ def test_transfer_remove_and_removed_node_refuses_its_data(tmp_path: Path) -> No
         assert n1.client().get("before-remove") == b"x"
         n1.client().set("after", "y")
         assert n1.client().get("after") == b"y"
+        # Ids are never reused, also after the leader restarts.
+        n1.stop()
+        n1.start()
+        wait_until(lambda: voters(n1) == [1], 20, "node 1 to lead again")
+        (tmp_path / "reuse").mkdir()
+        reuse = RespkvProcess(
+            tmp_path / "reuse", node_id=2, cluster=f'join = "127.0.0.1:{n1.peer_port}"'
+        )
+        reuse.start(wait=False)
+        assert reuse.proc is not None and reuse.proc.wait(30) == 1
+        assert "ids are never reused" in reuse.log()
     finally:
         for node in nodes:
             node.kill()

@@ -124,8 +124,8 @@ class NodeRuntime:
         self.on_conf_state: list[Callable[[ConfState], None]] = []
         self.on_removed: list[Callable[[], None]] = []  # this node's removal was applied
         self.on_member_removed: list[Callable[[NodeId], None]] = []
-        # Ids removed by the changes applied since start; a join may not reuse them.
-        self.removed_ids: set[NodeId] = set()
+        # Ids of removed members (kept in the store); a join may not reuse them.
+        self.removed_ids: set[NodeId] = {NodeId(i) for i in store.removed_ids()}
         state = self._load_state(list(initial_members), joining)
         self._synced_hard_state = state.hard_state  # the term and vote last made durable
         self.raft = RaftNode(raft_config, state, random.Random(), self)
@@ -407,6 +407,7 @@ class NodeRuntime:
         log.info("Node %d %s (voters now: %s)", change.node_id, what, voters)
         if change.type is ConfChangeType.REMOVE:
             self.removed_ids.add(change.node_id)
+            self.store.add_removed_id(change.node_id)
             for notify in self.on_member_removed:
                 notify(change.node_id)
         if change.type is ConfChangeType.REMOVE and change.node_id == self.id:

@@ -21,3 +21,4 @@ META_SNAPSHOT = b"snapshot"
 META_APPLIED = b"applied_index"
 META_KEYSPACE_ACTIVE = b"keyspace_active"  # the name of the active keyspace family
 META_REMOVED = b"removed"  # set when this node was removed from its cluster: never serve again
+META_REMOVED_IDS = b"removed_ids"  # ids of members removed from the cluster: never reused

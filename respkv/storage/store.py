@@ -47,6 +47,7 @@ from .keys import (
     META_IDENTITY,
     META_KEYSPACE_ACTIVE,
     META_REMOVED,
+    META_REMOVED_IDS,
 )
 from .keyspace import KeyspaceBackend
 from .raftlog import RaftLogStore
@@ -220,6 +221,19 @@ class Store:
         batch = self.batch()
         batch.put(META_REMOVED, reason.encode(), self._handles[CF_RAFT_META])
         self.write(batch, sync=True)
+
+    def removed_ids(self) -> set[int]:
+        """Ids of the members this node saw removed (written as the removals apply)."""
+        raw = self._cfs[CF_RAFT_META].get(META_REMOVED_IDS)
+        return {int(x) for x in raw.split(b",") if x} if raw else set()
+
+    def add_removed_id(self, node_id: int) -> None:
+        ids = self.removed_ids() | {node_id}
+        batch = self.batch()
+        batch.put(
+            META_REMOVED_IDS, b",".join(b"%d" % i for i in sorted(ids)), self._handles[CF_RAFT_META]
+        )
+        self.write(batch, sync=False)  # before the apply batch that covers the removal: WAL order
 
     @property
     def removed(self) -> str | None:
