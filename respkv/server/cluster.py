@@ -77,11 +77,11 @@ class ClusterLink:
             cluster.cluster_secret.encode() or None,
         )
         self._recently_removed: dict[NodeId, tuple[str, float]] = {}
-        self._last_addresses: dict[NodeId, str] = {}
+        # The members' addresses last given to the network (not removed ones in their grace).
         self._last_addresses = self._peer_addresses(runtime.conf_state)
         self.network = PeerNetwork(
             self.identity,
-            self._peer_addresses(runtime.conf_state),
+            self._last_addresses,
             self._on_message,
             self._on_forward,
             listen_address=cluster.listen_address,
