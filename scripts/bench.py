@@ -16,6 +16,10 @@ whether the performance targets are MET or MISSED.
 clients spread over all nodes and directed at the leader, then the failover time (SIGKILL the
 leader, time until a SET succeeds on a surviving node).
 
+``--join-benchmark [KEYS]`` loads KEYS keys (default 1,000,000 x 100 bytes) into one node, then
+starts a second node with ``[cluster] join`` while SET -c 50 runs against the first, and times
+the snapshot export, transfer and install, the promotion to voter, and the write rate per second.
+
 Only 127.0.0.1 is ever targeted. Every subprocess has a timeout, and every process this script
 starts runs in its own process group, which is killed at the end (also on Ctrl-C or errors).
 See docs/performance.md.
@@ -27,6 +31,7 @@ import argparse
 import contextlib
 import csv
 import io
+import itertools
 import json
 import os
 import platform
@@ -973,6 +978,371 @@ def failover_trials(
 
 
 # ---------------------------------------------------------------------------------------------
+# Joining a learner (--join-benchmark)
+# ---------------------------------------------------------------------------------------------
+
+JOIN_KEY_FORMAT = "key:%012d"  # redis-benchmark -r's key names: the steady load overwrites them
+
+
+def load_keys(port: int, keys: int, value_size: int, timeout: float, threads: int = 4) -> float:
+    """Write ``keys`` distinct keys (key:000000000000 ...) with MSET over a few pipelined
+    connections; returns the seconds it took."""
+    batch, depth = 500, 4  # keys per MSET, MSETs in flight per connection
+    t0 = time.monotonic()
+    deadline = t0 + timeout
+    errors: list[BaseException] = []
+
+    def worker(lo: int, hi: int) -> None:
+        try:
+            with socket.create_connection((HOST, port), timeout=60.0) as s, s.makefile("rb") as f:
+                pending = 0
+                for start in range(lo, hi, batch):
+                    if time.monotonic() > deadline:
+                        raise BenchError(f"loading {keys} keys took over {timeout:.0f}s")
+                    n = min(batch, hi - start)
+                    blob = os.urandom((value_size + 1) // 2 * n).hex()
+                    parts = [b"*%d\r\n$4\r\nMSET\r\n" % (2 * n + 1)]
+                    for i in range(n):
+                        k = (JOIN_KEY_FORMAT % (start + i)).encode()
+                        v = blob[i * value_size : (i + 1) * value_size].encode()
+                        parts.append(b"$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(k), k, len(v), v))
+                    s.sendall(b"".join(parts))
+                    pending += 1
+                    if pending >= depth:
+                        _read_reply(f)
+                        pending -= 1
+                for _ in range(pending):
+                    _read_reply(f)
+        except BaseException as e:  # reported by the caller
+            errors.append(e)
+
+    bounds = [0]
+    for part in _split(keys, threads):
+        bounds.append(bounds[-1] + part)
+    workers = [
+        threading.Thread(target=worker, args=(bounds[i], bounds[i + 1]), daemon=True)
+        for i in range(threads)
+    ]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(max(1.0, deadline - time.monotonic()) + 5.0)
+    if any(w.is_alive() for w in workers):
+        raise BenchError(f"loading {keys} keys took over {timeout:.0f}s")
+    if errors:
+        raise BenchError(f"loading keys failed: {type(errors[0]).__name__}: {errors[0]}")
+    return time.monotonic() - t0
+
+
+class CommandRateSampler:
+    """Polls INFO stats total_commands_processed of one server every second, in a thread."""
+
+    def __init__(self, port: int, interval: float = 1.0) -> None:
+        self.port = port
+        self.interval = interval
+        self.samples: list[tuple[float, int]] = []  # (monotonic time, total_commands_processed)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5.0)
+
+    def _run(self) -> None:
+        nxt = time.monotonic()
+        while not self._stop.is_set():
+            with contextlib.suppress(OSError, RespError, ConnectionError, ValueError, KeyError):
+                t = time.monotonic()
+                n = int(info_section(self.port, "stats", timeout=0.9)["total_commands_processed"])
+                self.samples.append((t, n))
+            nxt += self.interval
+            self._stop.wait(max(0.0, nxt - time.monotonic()))
+
+
+@dataclass
+class JoinResult:
+    keys: int
+    value_size: int
+    dbsize: int
+    load_s: float
+    snapshot_index: int | None = None
+    export_bytes: int | None = None
+    export_s: float | None = None
+    to_receiving_s: float | None = None  # node 2 started -> "receiving a snapshot"
+    transfer_install_s: float | None = None  # "receiving" -> "installed" (observed)
+    install_s: float | None = None  # the "installed ... in X s" figure alone
+    mb_s: float | None = None  # export_bytes / transfer_install_s
+    to_installed_s: float | None = None  # node 2 started -> "installed"
+    to_voter_s: float | None = None  # node 2 started -> raft_voters contains 2
+    node2_dbsize: int | None = None
+    snapshots_received: int = 0  # "receiving a snapshot" lines in node 2's log
+    buckets: list[tuple[float, float, str]] = field(default_factory=list)  # (t, rps, phase)
+    before_rps: float | None = None
+    during_rps: float | None = None
+    during_min_rps: float | None = None
+    after_rps: float | None = None
+    load_clients: int = 50
+    notes: list[str] = field(default_factory=list)
+
+
+def _first_match(path: Path, needle: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if needle in line:
+                    return line
+    except OSError:
+        pass
+    return None
+
+
+def _count_lines(path: Path, needle: str) -> int:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return sum(1 for line in f if needle in line)
+    except OSError:
+        return 0
+
+
+def _number_after(line: str, word: str) -> float | None:
+    rest = line.split(word, 1)[1].split()
+    if not rest:
+        return None
+    token = rest[0].strip("(),s")
+    try:
+        return float(token)
+    except ValueError:
+        return None
+
+
+def join_benchmark(
+    workdir: Path,
+    raft_options: dict[str, str],
+    args: argparse.Namespace,
+    servers: list[Server],
+    log: Callable[[str], None],
+) -> JoinResult:
+    """Node 1 alone with KEYS keys; node 2 joins while SET -c 50 runs against node 1."""
+    keys = args.join_benchmark
+    d = workdir / "join"
+    d.mkdir()
+    p1_peer, p1_client, p2_peer, p2_client = free_ports(4)
+    (d / "node1.toml").write_text(
+        respkv_config(
+            node_id=1,
+            peer_port=p1_peer,
+            client_port=p1_client,
+            data_root=d / "data1",
+            members=[(1, p1_peer, p1_client)],
+            raft_options=raft_options,
+            log_level="info",
+        )
+    )
+    node2_cfg = respkv_config(
+        node_id=2,
+        peer_port=p2_peer,
+        client_port=p2_client,
+        data_root=d / "data2",
+        raft_options=raft_options,
+        log_level="info",
+    ).replace("[cluster]\n", f'[cluster]\njoin = "{HOST}:{p1_peer}"\n', 1)
+    (d / "node2.toml").write_text(node2_cfg)
+    env = respkv_env()
+    n1 = Server(
+        "respkv-node1", respkv_argv(d / "node1.toml"), p1_client, d / "node1.log", REPO, env
+    )
+    n2 = Server(
+        "respkv-node2", respkv_argv(d / "node2.toml"), p2_client, d / "node2.log", REPO, env
+    )
+    servers.append(n1)
+    n1.start(args.ready_timeout)
+    find_leader([n1], args.ready_timeout)
+    log(f"node 1 up (port {n1.port}); loading {keys:,} keys of {args.value_size} bytes")
+
+    load_s = load_keys(n1.port, keys, args.value_size, args.join_timeout)
+    dbsize = int(resp_call(n1.port, "DBSIZE", timeout=30.0))
+    log(f"loaded in {load_s:.1f}s ({keys / load_s:,.0f} keys/s); DBSIZE {dbsize:,}")
+    if dbsize != keys:
+        raise BenchError(f"DBSIZE is {dbsize} after loading {keys} distinct keys")
+    res = JoinResult(keys=keys, value_size=args.value_size, dbsize=dbsize, load_s=load_s)
+    res.load_clients = 50
+    info = raft_info(n1.port)
+    log(
+        f"node 1 raft: first_index {info.get('raft_first_index')}, "
+        f"applied {info.get('raft_applied_index')}"
+    )
+    time.sleep(args.settle)
+
+    # The steady write load, for much longer than needed; killed once the join is measured.
+    total = args.join_before + args.join_timeout + args.join_after + 60
+    load_argv = [
+        shutil.which("redis-benchmark") or "redis-benchmark",
+        "-h",
+        HOST,
+        "-p",
+        str(n1.port),
+        "-t",
+        "set",
+        "-c",
+        str(res.load_clients),
+        "-n",
+        str(int(200_000 * total)),
+        "-r",
+        str(keys),
+        "-d",
+        str(args.value_size),
+        "-q",
+    ]
+    sampler = CommandRateSampler(n1.port)
+    load_proc = spawn(load_argv)
+    try:
+        sampler.start()
+        time.sleep(args.join_before)
+        if load_proc.poll() is not None:
+            raise BenchError(f"the steady SET load exited early ({load_proc.returncode})")
+        log(f"starting node 2 (join {HOST}:{p1_peer}) under SET -c {res.load_clients}")
+        servers.append(n2)
+        t_join = time.monotonic()
+        n2.start(args.ready_timeout)
+        t_receiving = t_installed = t_voter = None
+        deadline = t_join + args.join_timeout
+        while time.monotonic() < deadline:
+            now = time.monotonic()
+            if t_receiving is None and _first_match(n2.log_path, "receiving a snapshot"):
+                t_receiving = now
+                log(f"  +{now - t_join:.2f}s node 2 is receiving a snapshot")
+            if t_installed is None and _first_match(n2.log_path, "installed the leader's snapshot"):
+                t_installed = now
+                log(f"  +{now - t_join:.2f}s node 2 installed the snapshot")
+            if t_voter is None:
+                with contextlib.suppress(OSError, RespError, ConnectionError):
+                    voters = raft_info(n1.port).get("raft_voters", "").split(",")
+                    if "2" in voters:
+                        t_voter = now
+                        log(f"  +{now - t_join:.2f}s node 2 is a voter")
+            if t_voter is not None:
+                break
+            if not n2.alive():
+                raise BenchError(f"node 2 exited ({n2.proc.returncode if n2.proc else '?'})")
+            if load_proc.poll() is not None:
+                raise BenchError(f"the steady SET load exited early ({load_proc.returncode})")
+            time.sleep(0.05)
+        if t_voter is None:
+            res.notes.append(f"node 2 was not a voter {args.join_timeout:.0f}s after its start")
+            log(res.notes[-1])
+        t_after = time.monotonic()
+        time.sleep(args.join_after)
+        t_end = time.monotonic()
+    finally:
+        sampler.stop()
+        kill_group(load_proc)
+
+    # -- figures from the logs -----------------------------------------------------------------
+    exported = _first_match(n1.log_path, "exported (")
+    if exported:
+        res.snapshot_index = int(_number_after(exported, "snapshot at index") or 0) or None
+        b = _number_after(exported, "exported (")
+        res.export_bytes = int(b) if b is not None else None
+        res.export_s = _number_after(exported, "bytes in")
+    else:
+        res.notes.append("node 1 logged no snapshot export (node 2 caught up from the log?)")
+    res.snapshots_received = _count_lines(n2.log_path, "receiving a snapshot")
+    if res.snapshots_received > 1:
+        res.notes.append(
+            f"node 2 received {res.snapshots_received} snapshots: the leader compacted its log "
+            "past each snapshot's index before node 2 had installed it (figures above: the first)"
+        )
+    installed = _first_match(n2.log_path, "installed the leader's snapshot")
+    if installed:
+        res.install_s = _number_after(" in " + installed.rsplit(" in ", 1)[-1], " in ")
+    if t_receiving is not None:
+        res.to_receiving_s = t_receiving - t_join
+    if t_receiving is not None and t_installed is not None:
+        res.transfer_install_s = t_installed - t_receiving
+        res.to_installed_s = t_installed - t_join
+        if res.export_bytes and res.transfer_install_s > 0:
+            res.mb_s = res.export_bytes / 1e6 / res.transfer_install_s
+    if t_voter is not None:
+        res.to_voter_s = t_voter - t_join
+    with contextlib.suppress(OSError, RespError, ConnectionError, ValueError):
+        res.node2_dbsize = int(resp_call(n2.port, "DBSIZE", timeout=30.0))
+
+    # -- the write rate in 1-second buckets ----------------------------------------------------
+    s = sampler.samples
+    join_end = t_voter if t_voter is not None else t_after
+    for (ta, na), (tb, nb) in itertools.pairwise(s):
+        if tb <= ta:
+            continue
+        rate = (nb - na - 1) / (tb - ta)  # minus our own INFO call
+        mid = (ta + tb) / 2
+        phase = "before" if tb <= t_join else ("after" if ta >= join_end else "during")
+        if ta >= t_end:
+            break
+        res.buckets.append((mid - t_join, rate, phase))
+
+    def med(phase: str) -> float | None:
+        xs = [r for _, r, p in res.buckets if p == phase]
+        return statistics.median(xs) if xs else None
+
+    res.before_rps, res.during_rps, res.after_rps = med("before"), med("during"), med("after")
+    during = [r for _, r, p in res.buckets if p == "during"]
+    res.during_min_rps = min(during) if during else None
+    return res
+
+
+def _fmt(v: float | None, spec: str, unit: str = "") -> str:
+    return "n/a" if v is None else format(v, spec) + unit
+
+
+def render_join(res: JoinResult, markdown: bool) -> str:
+    rows = [
+        ("keys loaded on node 1 (DBSIZE)", f"{res.dbsize:,} x {res.value_size} B"),
+        ("initial load (MSET, 4 connections)", f"{res.load_s:.1f} s"),
+        ("node 2 start -> 'receiving a snapshot'", _fmt(res.to_receiving_s, ".2f", " s")),
+        ("snapshot index", str(res.snapshot_index) if res.snapshot_index else "n/a"),
+        (
+            "snapshot export (node 1)",
+            "n/a"
+            if res.export_bytes is None
+            else f"{res.export_bytes / 1e6:.1f} MB in {_fmt(res.export_s, '.2f', ' s')}",
+        ),
+        ("transfer + install (receiving -> installed)", _fmt(res.transfer_install_s, ".2f", " s")),
+        ("  of which install (node 2's log)", _fmt(res.install_s, ".2f", " s")),
+        ("  transfer + install rate", _fmt(res.mb_s, ".1f", " MB/s")),
+        ("node 2 start -> snapshot installed", _fmt(res.to_installed_s, ".2f", " s")),
+        ("node 2 start -> voter (INFO raft raft_voters)", _fmt(res.to_voter_s, ".2f", " s")),
+        ("snapshots node 2 received", str(res.snapshots_received)),
+        (
+            "node 2 DBSIZE at the end",
+            "n/a" if res.node2_dbsize is None else f"{res.node2_dbsize:,}",
+        ),
+        (
+            f"SET -c {res.load_clients} on node 1, before: median",
+            _fmt(res.before_rps, ",.0f", " /s"),
+        ),
+        ("  during the join: median", _fmt(res.during_rps, ",.0f", " /s")),
+        ("  during the join: lowest 1 s bucket", _fmt(res.during_min_rps, ",.0f", " /s")),
+        ("  after (voter, or the timeout): median", _fmt(res.after_rps, ",.0f", " /s")),
+    ]
+    buckets = " ".join(f"{r / 1000:.1f}{p[0]}" for _, r, p in res.buckets)
+    if markdown:
+        lines = ["| measure | value |", "| --- | ---: |"]
+        lines += [f"| {k} | {v} |" for k, v in rows]
+        lines.append("")
+        lines.append(f"Writes/s in 1 s buckets, thousands (b/d/a = before/during/after): {buckets}")
+    else:
+        w = max(len(k) for k, _ in rows)
+        lines = [f"{k.ljust(w)}  {v}" for k, v in rows]
+        lines.append("")
+        lines.append(f"writes/s per 1 s, thousands (b/d/a = before/during/after): {buckets}")
+    lines += [f"note: {n}" for n in res.notes]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
 # Main
 # ---------------------------------------------------------------------------------------------
 
@@ -1033,6 +1403,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="instead: start an N-node respkv cluster, measure SET/GET at 50 clients spread "
         "over all nodes and at the leader, then failover time",
     )
+    p.add_argument(
+        "--join-benchmark",
+        type=int,
+        nargs="?",
+        const=1_000_000,
+        default=None,
+        metavar="KEYS",
+        help="instead: load KEYS keys [1,000,000] into one node, then time a second node joining "
+        "it (snapshot export, transfer, install, promotion) under a steady SET -c 50 load",
+    )
+    p.add_argument("--value-size", type=int, default=100, help="join benchmark: bytes [100]")
+    p.add_argument(
+        "--join-before", type=float, default=10.0, help="join benchmark: load before [10 s]"
+    )
+    p.add_argument(
+        "--join-after", type=float, default=10.0, help="join benchmark: load after [10 s]"
+    )
+    p.add_argument(
+        "--join-timeout",
+        type=float,
+        default=600.0,
+        help="join benchmark: for the initial load, and for node 2 to become a voter [600 s]",
+    )
     p.add_argument("--failover-trials", type=int, default=5, help="cluster mode: K trials [5]")
     p.add_argument(
         "--failover-timeout", type=float, default=30.0, help="cluster mode: per trial [30 s]"
@@ -1065,6 +1458,56 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGINT, old_int)
 
 
+def main_join(args: argparse.Namespace, raft_options: dict[str, str], env: dict[str, Any]) -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="respkv-bench-", dir=args.tmp_dir))
+    servers: list[Server] = []
+    res: JoinResult | None = None
+
+    def log(msg: str) -> None:
+        if not args.quiet:
+            print(msg, file=sys.stderr, flush=True)
+
+    status = 0
+    try:
+        with sigterm_as_interrupt():
+            log(f"work dir: {workdir}")
+            res = join_benchmark(workdir, raft_options, args, servers, log)
+    except KeyboardInterrupt:
+        print("\nbench.py: interrupted; stopping servers", file=sys.stderr)
+        status = 130
+    except BenchError as e:
+        print(f"bench.py: {e}", file=sys.stderr)
+        for s in servers:
+            print(s.log_tail(), file=sys.stderr)
+        status = 1
+    finally:
+        for s in servers:
+            s.stop()
+        kill_all_children()
+        if args.keep:
+            print(f"kept {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    if res is None:
+        return status or 1
+    la = ", ".join(f"{x:.2f}" for x in env["loadavg"])
+    dirty = " (+ uncommitted changes)" if env["respkv_dirty"] else ""
+    head = (
+        f"{env['date']}; {env['host_cpus']} CPUs, load average {la} at start; "
+        f"Python {env['python']}; respkv {env['respkv_commit']}{dirty}; "
+        f"--join-benchmark {res.keys}, {args.join_before:.0f} s before / {args.join_after:.0f} s "
+        f"after, raft options {raft_options or 'default'}"
+    )
+    print()
+    print(f"_{head}_\n" if args.markdown else head + "\n")
+    print(render_join(res, args.markdown))
+    if args.json:
+        payload = {"environment": env, "join": asdict(res)}
+        Path(args.json).write_text(json.dumps(payload, indent=2, default=str) + "\n")
+        print(f"\nraw results: {args.json}", file=sys.stderr)
+    return status
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     for tool in ("redis-server", "redis-benchmark"):
@@ -1087,6 +1530,8 @@ def main(argv: list[str] | None = None) -> int:
     loads = [ld for ld in LOADS if not load_ids or ld.id in load_ids]
 
     env = environment(args)
+    if args.join_benchmark is not None:
+        return main_join(args, raft_options, env)
     workdir = Path(tempfile.mkdtemp(prefix="respkv-bench-", dir=args.tmp_dir))
     servers: list[Server] = []
     targets: list[Target] = []
