@@ -213,6 +213,9 @@ class Cluster:
     ) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
+        self.raft_extra, self.server_extra = raft_extra, server_extra
+        # The current members. Replaced, never mutated in place (``add_node``, ``forget``), so
+        # other threads may read it at any time.
         self.ids = list(range(1, size + 1))
         ports = {i: (stable_port(), stable_port()) for i in self.ids}
         listed = listed_address or (lambda _i, peer_port: f"127.0.0.1:{peer_port}")
@@ -242,6 +245,31 @@ class Cluster:
             for i, (peer, client) in sorted(members.items())
         ]
         return "initial_cluster = [\n" + "\n".join(lines) + "\n]"
+
+    # --- membership --------------------------------------------------------------------------
+
+    def add_node(self, node_id: int, join: str, extra: str = "") -> RespkvProcess:
+        """Configure (not start) a new node with a fresh data dir that joins through the peer
+        address ``join`` of any member; it is a member (in ``ids``) from now on. Node ids of
+        removed members can never be reused."""
+        assert node_id not in self.nodes, f"node id {node_id} was used before"
+        self.nodes[node_id] = RespkvProcess(
+            self.workdir,
+            node_id=node_id,
+            port=stable_port(),
+            peer_port=stable_port(),
+            cluster=f'join = "{join}"',
+            extra=extra,
+            raft_extra=self.raft_extra,
+            server_extra=self.server_extra,
+        )
+        self.ids = [*self.ids, node_id]
+        return self.nodes[node_id]
+
+    def forget(self, node_id: int) -> None:
+        """No longer a member (removed from the cluster); its process and log are kept in
+        ``nodes``."""
+        self.ids = [i for i in self.ids if i != node_id]
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -283,7 +311,9 @@ class Cluster:
             self.wait_started(node_id)
 
     def alive(self) -> list[int]:
-        return [i for i, n in self.nodes.items() if n.proc is not None and n.proc.poll() is None]
+        """The current members (``ids``) whose process runs."""
+        procs = {i: self.nodes[i].proc for i in self.ids}
+        return [i for i, p in procs.items() if p is not None and p.poll() is None]
 
     def close(self) -> None:
         for node in self.nodes.values():

@@ -3,10 +3,16 @@
 (tests/netproxy.py: isolation, one-way, a cut between two nodes) and heals; the history is
 checked for linearizability and, once healed, every node must hold the same data.
 
+``test_fault_with_membership_changes``: the same workload against a cluster whose membership
+changes (``MembershipNemesis``: kills, pauses, nodes joining with fresh ids and being promoted,
+voters replaced and removed, 3 to 5 voters); the clients follow the current members, and every
+remaining member must end with the same data.
+
 Bounded form (default suite): a few short runs with fixed seeds. Long form::
 
     pytest -m slow tests/test_fault.py          # RESPKV_FAULT_SEEDS, RESPKV_FAULT_DURATION
     python -m tests.test_fault --seed 7 --duration 300
+    python -m tests.test_fault --membership --seed 7 --duration 300
 
 Every run prints its seed and the command that repeats its nemesis schedule and client
 choices (the timing of a real cluster is not reproducible, the choices are).
@@ -15,6 +21,7 @@ choices (the timing of a real cluster is not reproducible, the choices are).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import shutil
@@ -25,6 +32,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -34,7 +42,7 @@ from redis.retry import Retry
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for `python -m tests.test_fault`
 
 from netproxy import NetProxy
-from respkv_proc import Cluster, wait_until
+from respkv_proc import Cluster, control_client, wait_until
 
 from respkv.sim.linearizability import History, Kind
 
@@ -45,6 +53,11 @@ SOCKET_TIMEOUT = 8.0  # above request_timeout_ms (5 s): the server answers first
 CHECK_BUDGET_STEPS = 20_000_000
 CI_SEEDS = (1, 2, 3)
 CI_DURATION = float(os.environ.get("RESPKV_FAULT_DURATION", "20"))
+MEMBERSHIP_CI_SEED = 11
+MEMBERSHIP_CI_DURATION = float(os.environ.get("RESPKV_FAULT_MEMBERSHIP_DURATION", "25"))
+MEMBERSHIP_RAFT = (
+    "snapshot_threshold = 200\nsnapshot_tail = 20"  # joiners also catch up by snapshot
+)
 
 
 def _error_kind(error: redis.ResponseError) -> str:
@@ -61,6 +74,7 @@ class Stats:
     fail: int = 0
     info: int = 0
     unexpected: list[str] = field(default_factory=list)
+    in_flight: dict[int, int] = field(default_factory=dict)  # node id: operations sent there
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, outcome: str) -> None:
@@ -89,6 +103,7 @@ class Client(threading.Thread):
         self.stats = stats
         self.conns: dict[int, redis.Connection] = {}
         self.sets = 0
+        self.t0 = time.monotonic()
 
     def connection(self, node: int) -> redis.Connection | None:
         conn = self.conns.get(node)
@@ -139,6 +154,23 @@ class Client(threading.Thread):
         if conn is None:  # refused before anything was sent: definitely not applied
             time.sleep(0.05)
             return
+        with self.stats.lock:
+            self.stats.in_flight[node] = self.stats.in_flight.get(node, 0) + 1
+        try:
+            self.send(node, conn, key, kind, value, argv)
+        finally:
+            with self.stats.lock:
+                self.stats.in_flight[node] -= 1
+
+    def send(
+        self,
+        node: int,
+        conn: redis.Connection,
+        key: str,
+        kind: Kind,
+        value: str | None,
+        argv: tuple[str, ...],
+    ) -> None:
         op = self.history.invoke(self.client_id, key, kind, value)
         try:
             conn.send_command(*argv)
@@ -154,7 +186,9 @@ class Client(threading.Thread):
                 self.stats.add("info")
                 if what != "UNKNOWN":
                     with self.stats.lock:
-                        self.stats.unexpected.append(f"{argv} on node {node}: {what} {e}")
+                        self.stats.unexpected.append(
+                            f"{time.monotonic() - self.t0:.1f}s {argv} on node {node}: {e}"
+                        )
             return
         except (redis.ConnectionError, redis.TimeoutError, OSError):
             self.history.info(op)
@@ -174,7 +208,9 @@ class Nemesis(threading.Thread):
 
     FAULTS = ("kill", "pause", "isolate", "one-way", "cut-pair")
 
-    def __init__(self, seed: int, cluster: Cluster, proxy: NetProxy, stop: threading.Event) -> None:
+    def __init__(
+        self, seed: int, cluster: Cluster, proxy: NetProxy | None, stop: threading.Event
+    ) -> None:
         super().__init__(name="nemesis", daemon=True)
         self.rng = random.Random(seed)
         self.cluster = cluster
@@ -206,7 +242,8 @@ class Nemesis(threading.Thread):
     def check_crashes(self) -> None:
         """A node that is down although we did not kill it crashed: note it with its exit
         status and the end of its log, and start it again so the run goes on."""
-        for i, node in self.cluster.nodes.items():
+        for i in self.cluster.ids:
+            node = self.cluster.nodes[i]
             proc = node.proc
             if i in self.killed or proc is None or proc.poll() is None:
                 continue
@@ -222,21 +259,10 @@ class Nemesis(threading.Thread):
         target = self.leader_or_random()
         other = rng.choice([i for i in cluster.ids if i != target])
         hold = rng.uniform(1.5, 4.0)
-        if kind == "kill":
-            self.note(f"SIGKILL node {target}")
-            self.killed.add(target)
-            cluster.kill(target)
-            self.stop_event.wait(hold)
-            cluster.restart(target)
-            self.killed.discard(target)
-            self.note(f"restarted node {target}")
-        elif kind == "pause":
-            self.note(f"SIGSTOP node {target}")
-            cluster.nodes[target].signal(signal.SIGSTOP)
-            self.stop_event.wait(hold)
-            cluster.nodes[target].signal(signal.SIGCONT)
-            self.note(f"SIGCONT node {target}")
+        if kind in ("kill", "pause"):
+            self.kill_or_pause(kind, target, hold)
         else:
+            assert proxy is not None
             if kind == "isolate":
                 self.note(f"isolate node {target}")
                 proxy.isolate(target)
@@ -251,15 +277,179 @@ class Nemesis(threading.Thread):
             proxy.heal()
             self.note("healed")
 
+    def kill_or_pause(self, kind: str, target: int, hold: float) -> None:
+        cluster = self.cluster
+        if kind == "kill":
+            self.note(f"SIGKILL node {target}")
+            self.killed.add(target)
+            cluster.kill(target)
+            self.stop_event.wait(hold)
+            cluster.restart(target)
+            self.killed.discard(target)
+            self.note(f"restarted node {target}")
+        else:
+            self.note(f"SIGSTOP node {target}")
+            cluster.nodes[target].signal(signal.SIGSTOP)
+            self.stop_event.wait(hold)
+            cluster.nodes[target].signal(signal.SIGCONT)
+            self.note(f"SIGCONT node {target}")
+
     def heal_all(self) -> None:
         self.check_crashes()
-        self.proxy.heal()
-        for i, node in self.cluster.nodes.items():
+        if self.proxy is not None:
+            self.proxy.heal()
+        for i in self.cluster.ids:
+            node = self.cluster.nodes[i]
             if node.proc is not None and node.proc.poll() is None:
                 node.signal(signal.SIGCONT)
             else:
                 self.cluster.restart(i)
                 self.note(f"restarted node {i}")
+
+
+def cluster_status(cluster: Cluster, node_id: int) -> dict[str, Any]:
+    """``CLUSTER STATUS`` of one node (RESP3 map), keys decoded."""
+    with redis.Redis(
+        port=cluster.port(node_id),
+        protocol=3,
+        socket_timeout=2.0,
+        socket_connect_timeout=2.0,
+        retry=Retry(NoBackoff(), 0),
+        single_connection_client=True,
+    ) as r:
+        raw = r.execute_command("CLUSTER", "STATUS")
+    return {k.decode() if isinstance(k, bytes) else k: v for k, v in raw.items()}
+
+
+def member_roles(cluster: Cluster, node_id: int) -> dict[int, str]:
+    """{member id: "voter" | "learner"} as ``node_id`` sees the membership."""
+    return {int(m[b"id"]): m[b"role"].decode() for m in cluster_status(cluster, node_id)["members"]}
+
+
+class MembershipNemesis(Nemesis):
+    """Kills and pauses as ``Nemesis`` (no partitions), plus membership changes: add a node
+    (it joins as a learner and is promoted), replace a voter (add first, then ``CLUSTER
+    REMOVE`` an old member), remove a voter while more than 3 remain. The cluster keeps 3 to
+    5 voters; new nodes get fresh ids (4, 5, ...).
+
+    Known server problem, hence the defaults: while a removed *leader* hands over, writes that
+    remaining members forward fail with ``ERR only members may forward writes`` (not a
+    documented CLUSTERDOWN/TRYAGAIN/UNKNOWN), and so do writes a node being removed still
+    accepts in the moment before it exits. ``remove_leader=True`` (``--remove-leader``) and
+    ``drain=False`` (``--no-drain``) show them."""
+
+    FAULTS = ("kill", "pause", "replace", "replace", "add", "remove")
+    MAX_VOTERS = 5
+
+    def __init__(
+        self,
+        seed: int,
+        cluster: Cluster,
+        stop: threading.Event,
+        stats: Stats,
+        drain: bool = True,
+        remove_leader: bool = False,
+    ) -> None:
+        super().__init__(seed, cluster, None, stop)
+        self.stats = stats
+        self.drain = drain
+        self.remove_leader = remove_leader
+        self.next_id = max(cluster.ids) + 1
+        self.added: list[int] = []
+        self.removed: list[int] = []
+
+    def fault(self) -> None:
+        self.check_crashes()
+        rng, cluster = self.rng, self.cluster
+        kind = rng.choice(self.FAULTS)
+        members = len(cluster.ids)
+        if kind in ("add", "replace") and members >= self.MAX_VOTERS:
+            kind = "remove"
+        if kind == "remove" and members <= 3:
+            kind = "replace"
+        if kind in ("kill", "pause"):
+            self.kill_or_pause(kind, self.leader_or_random(), rng.uniform(1.5, 4.0))
+        elif kind == "add":
+            self.add()
+        elif kind == "replace":
+            self.add()
+            self.remove(self.removal_target())
+        else:
+            self.remove(self.removal_target())
+
+    def removal_target(self) -> int:
+        if self.remove_leader:
+            return self.leader_or_random()
+        leader = self.leader()
+        return self.rng.choice([i for i in self.cluster.ids if i != leader])
+
+    def leader(self) -> int:
+        return self.cluster.wait_leader(timeout=30)
+
+    def add(self) -> None:
+        cluster = self.cluster
+        new_id = self.next_id
+        self.next_id += 1
+        via = self.rng.choice(cluster.ids)
+        node = cluster.add_node(new_id, f"127.0.0.1:{cluster.nodes[via].peer_port}")
+        self.note(f"start node {new_id}, joining through node {via}")
+        node.start(wait=False)
+        cluster.wait_started(new_id, timeout=30)
+        self.added.append(new_id)
+        roles = wait_until(
+            lambda: (r := member_roles(cluster, self.leader())).get(new_id) and r,
+            30,
+            f"node {new_id} in the membership",
+        )
+        self.note(f"node {new_id} is a member ({roles[new_id]})")
+        wait_until(
+            lambda: member_roles(cluster, self.leader()).get(new_id) == "voter",
+            60,
+            f"node {new_id} to be promoted to voter",
+        )
+        self.note(f"node {new_id} promoted to voter")
+
+    def remove(self, target: int) -> None:
+        cluster = self.cluster
+        voters = [i for i, role in member_roles(cluster, self.leader()).items() if role == "voter"]
+        assert target in voters and len(voters) > 3, f"removing {target} from voters {voters}"
+        via = self.rng.choice(cluster.ids)  # maybe the target itself
+        leader = cluster.current_leader()
+        if self.drain:
+            # As an operator would: the clients stop using the node first (a removed node
+            # still answers for a moment: writes it forwards then fail with "ERR only members
+            # may forward writes", see --no-drain).
+            cluster.forget(target)
+            wait_until(
+                lambda: self.stats.in_flight.get(target, 0) == 0,
+                SOCKET_TIMEOUT + 5,
+                f"the clients' operations on node {target} to end",
+            )
+            self.note(f"drained node {target}")
+        self.note(f"CLUSTER REMOVE {target} sent to node {via} (leader {leader})")
+
+        sent = False
+
+        def gone() -> bool:
+            nonlocal sent
+            others = [i for i in cluster.ids if i != target]
+            if all(target not in member_roles(cluster, i) for i in others):
+                return True
+            if not sent:  # again only if it failed (then it did nothing)
+                with control_client(cluster.port(via), 10.0) as r:
+                    reply = r.execute_command("CLUSTER", "REMOVE", str(target))
+                assert reply == b"OK", f"CLUSTER REMOVE {target}: {reply!r}"
+                sent = True
+            return False
+
+        wait_until(gone, 30, f"node {target} to leave the membership", interval=0.3)
+        proc = cluster.nodes[target].proc
+        assert proc is not None
+        status = proc.wait(20)
+        assert status == 0, f"removed node {target} exited with status {status}"
+        cluster.forget(target)
+        self.removed.append(target)
+        self.note(f"node {target} removed (exited with status 0); members {cluster.ids}")
 
 
 @dataclass
@@ -272,18 +462,43 @@ class RunResult:
     events: list[str]
 
 
-def run_fault(seed: int, duration: float, workdir: Path) -> RunResult:
-    """One run; raises AssertionError naming the seed if anything is wrong."""
-    repro = f"python -m tests.test_fault --seed {seed} --duration {duration:g}"
-    print(f"\nfault run: seed {seed}, {duration:g}s (reproduce: {repro})", flush=True)
-    with NetProxy() as proxy, Cluster(workdir, 3, listed_address=proxy.add_node) as cluster:
+def run_fault(
+    seed: int,
+    duration: float,
+    workdir: Path,
+    membership: bool = False,
+    drain: bool = True,
+    remove_leader: bool = False,
+) -> RunResult:
+    """One run; raises AssertionError naming the seed if anything is wrong. ``membership``:
+    the nemesis kills, pauses and changes the membership (``MembershipNemesis``) instead of
+    killing, pausing and partitioning."""
+    flag = (
+        (" --membership" if membership else "")
+        + ("" if drain else " --no-drain")
+        + (" --remove-leader" if remove_leader else "")
+    )
+    repro = f"python -m tests.test_fault{flag} --seed {seed} --duration {duration:g}"
+    what = "membership fault run" if membership else "fault run"
+    print(f"\n{what}: seed {seed}, {duration:g}s (reproduce: {repro})", flush=True)
+    with contextlib.ExitStack() as stack:
+        proxy = None if membership else stack.enter_context(NetProxy())
+        cluster = stack.enter_context(
+            Cluster(workdir, 3, raft_extra=MEMBERSHIP_RAFT)
+            if proxy is None
+            else Cluster(workdir, 3, listed_address=proxy.add_node)
+        )
         cluster.start()
         cluster.wait_leader(timeout=30)
         history = History(time.monotonic)
         stop_clients, stop_nemesis = threading.Event(), threading.Event()
         stats = Stats()
         clients = [Client(c, seed, cluster, history, stop_clients, stats) for c in range(CLIENTS)]
-        nemesis = Nemesis(seed, cluster, proxy, stop_nemesis)
+        nemesis: Nemesis = (
+            MembershipNemesis(seed, cluster, stop_nemesis, stats, drain, remove_leader)
+            if membership
+            else Nemesis(seed, cluster, proxy, stop_nemesis)
+        )
         for thread in [*clients, nemesis]:
             thread.start()
         time.sleep(duration)  # the run itself: clients and nemesis work meanwhile
@@ -293,9 +508,13 @@ def run_fault(seed: int, duration: float, workdir: Path) -> RunResult:
         nemesis.heal_all()
         nemesis.note("healed everything")
         # Let the clients see the healed cluster for a moment, then stop them.
-        wait_until(lambda: cluster.current_leader() is not None, 30, "a leader after healing")
-        ok_before = stats.ok
-        wait_until(lambda: stats.ok > ok_before + 50, 30, "client progress after healing")
+        context = f"seed {seed} ({repro})\nnemesis:\n  " + "\n  ".join(nemesis.events)
+        try:
+            wait_until(lambda: cluster.current_leader() is not None, 30, "a leader after healing")
+            ok_before = stats.ok
+            wait_until(lambda: stats.ok > ok_before + 50, 30, "client progress after healing")
+        except TimeoutError as e:
+            raise AssertionError(f"{e}; {context}") from None
         stop_clients.set()
         for client in clients:
             client.join(SOCKET_TIMEOUT + 10)
@@ -309,7 +528,9 @@ def run_fault(seed: int, duration: float, workdir: Path) -> RunResult:
         assert cluster.wait_caught_up(timeout=30) == applied, "writes after the clients stopped"
         reference = dumps[cluster.ids[0]]
         for i, dump in dumps.items():
-            assert dump == reference, f"node {i} differs from node 1: {dump} vs {reference}"
+            assert dump == reference, (
+                f"node {i} differs from node {cluster.ids[0]}: {dump} vs {reference}; {context}"
+            )
         for key in REGISTERS + COUNTERS:  # the final state is part of the history
             op = history.invoke(-1, key, Kind.GET)
             history.ok(op, reference.get(key.encode()))
@@ -325,6 +546,7 @@ def run_fault(seed: int, duration: float, workdir: Path) -> RunResult:
             flush=True,
         )
         print("nemesis:\n  " + "\n  ".join(nemesis.events), flush=True)
+        print(f"final members: {cluster.ids}", flush=True)
         assert not stats.unexpected, f"unexpected errors: {stats.unexpected[:10]}; {context}"
         if result.ok is None:
             print(f"linearizability checker gave up: {result.explanation}", flush=True)
@@ -352,18 +574,52 @@ def test_fault_long(tmp_path: Path) -> None:
         run_fault(seed, duration, tmp_path / f"seed{seed}")
 
 
+@pytest.mark.integration
+def test_fault_with_membership_changes(tmp_path: Path) -> None:
+    run_fault(MEMBERSHIP_CI_SEED, MEMBERSHIP_CI_DURATION, tmp_path, membership=True)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_fault_with_membership_changes_long(tmp_path: Path) -> None:
+    seeds = [
+        int(s) for s in os.environ.get("RESPKV_FAULT_MEMBERSHIP_SEEDS", "200,201,202").split(",")
+    ]
+    duration = float(os.environ.get("RESPKV_FAULT_LONG_DURATION", "120"))
+    for seed in seeds:
+        run_fault(seed, duration, tmp_path / f"seed{seed}", membership=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--runs", type=int, default=1, help="seeds seed, seed+1, ...")
     parser.add_argument("--keep", action="store_true", help="keep the logs of passing runs")
+    parser.add_argument(
+        "--membership", action="store_true", help="kills, pauses and membership changes"
+    )
+    parser.add_argument(
+        "--no-drain",
+        action="store_true",
+        help="with --membership: clients keep using a node while it is being removed",
+    )
+    parser.add_argument(
+        "--remove-leader", action="store_true", help="with --membership: also remove leaders"
+    )
     args = parser.parse_args()
     first = args.seed if args.seed is not None else random.randrange(1_000_000)
     for seed in range(first, first + args.runs):
         workdir = Path(tempfile.mkdtemp(prefix=f"respkv-fault-{seed}-"))
         try:
-            run_fault(seed, args.duration, workdir)
+            run_fault(
+                seed,
+                args.duration,
+                workdir,
+                membership=args.membership,
+                drain=not args.no_drain,
+                remove_leader=args.remove_leader,
+            )
         except AssertionError as e:
             print(f"FAILED: {e}\nlogs kept in {workdir}", flush=True)
             return 1
