@@ -74,7 +74,6 @@ class Stats:
     fail: int = 0
     info: int = 0
     unexpected: list[str] = field(default_factory=list)
-    in_flight: dict[int, int] = field(default_factory=dict)  # node id: operations sent there
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, outcome: str) -> None:
@@ -154,13 +153,7 @@ class Client(threading.Thread):
         if conn is None:  # refused before anything was sent: definitely not applied
             time.sleep(0.05)
             return
-        with self.stats.lock:
-            self.stats.in_flight[node] = self.stats.in_flight.get(node, 0) + 1
-        try:
-            self.send(node, conn, key, kind, value, argv)
-        finally:
-            with self.stats.lock:
-                self.stats.in_flight[node] -= 1
+        self.send(node, conn, key, kind, value, argv)
 
     def send(
         self,
@@ -330,13 +323,8 @@ class MembershipNemesis(Nemesis):
     """Kills and pauses as ``Nemesis`` (no partitions), plus membership changes: add a node
     (it joins as a learner and is promoted), replace a voter (add first, then ``CLUSTER
     REMOVE`` an old member), remove a voter while more than 3 remain. The cluster keeps 3 to
-    5 voters; new nodes get fresh ids (4, 5, ...).
-
-    Known server problem, hence the defaults: while a removed *leader* hands over, writes that
-    remaining members forward fail with ``ERR only members may forward writes`` (not a
-    documented CLUSTERDOWN/TRYAGAIN/UNKNOWN), and so do writes a node being removed still
-    accepts in the moment before it exits. ``remove_leader=True`` (``--remove-leader``) and
-    ``drain=False`` (``--no-drain``) show them."""
+    5 voters; new nodes get fresh ids (4, 5, ...). The node removed is the leader more often
+    than not (it hands over first), and clients keep using it until it has exited."""
 
     FAULTS = ("kill", "pause", "replace", "replace", "add", "remove")
     MAX_VOTERS = 5
@@ -347,13 +335,9 @@ class MembershipNemesis(Nemesis):
         cluster: Cluster,
         stop: threading.Event,
         stats: Stats,
-        drain: bool = True,
-        remove_leader: bool = False,
     ) -> None:
         super().__init__(seed, cluster, None, stop)
         self.stats = stats
-        self.drain = drain
-        self.remove_leader = remove_leader
         self.next_id = max(cluster.ids) + 1
         self.added: list[int] = []
         self.removed: list[int] = []
@@ -373,15 +357,9 @@ class MembershipNemesis(Nemesis):
             self.add()
         elif kind == "replace":
             self.add()
-            self.remove(self.removal_target())
+            self.remove(self.leader_or_random())
         else:
-            self.remove(self.removal_target())
-
-    def removal_target(self) -> int:
-        if self.remove_leader:
-            return self.leader_or_random()
-        leader = self.leader()
-        return self.rng.choice([i for i in self.cluster.ids if i != leader])
+            self.remove(self.leader_or_random())
 
     def leader(self) -> int:
         return self.cluster.wait_leader(timeout=30)
@@ -415,17 +393,6 @@ class MembershipNemesis(Nemesis):
         assert target in voters and len(voters) > 3, f"removing {target} from voters {voters}"
         via = self.rng.choice(cluster.ids)  # maybe the target itself
         leader = cluster.current_leader()
-        if self.drain:
-            # As an operator would: the clients stop using the node first (a removed node
-            # still answers for a moment: writes it forwards then fail with "ERR only members
-            # may forward writes", see --no-drain).
-            cluster.forget(target)
-            wait_until(
-                lambda: self.stats.in_flight.get(target, 0) == 0,
-                SOCKET_TIMEOUT + 5,
-                f"the clients' operations on node {target} to end",
-            )
-            self.note(f"drained node {target}")
         self.note(f"CLUSTER REMOVE {target} sent to node {via} (leader {leader})")
 
         sent = False
@@ -467,17 +434,11 @@ def run_fault(
     duration: float,
     workdir: Path,
     membership: bool = False,
-    drain: bool = True,
-    remove_leader: bool = False,
 ) -> RunResult:
     """One run; raises AssertionError naming the seed if anything is wrong. ``membership``:
     the nemesis kills, pauses and changes the membership (``MembershipNemesis``) instead of
     killing, pausing and partitioning."""
-    flag = (
-        (" --membership" if membership else "")
-        + ("" if drain else " --no-drain")
-        + (" --remove-leader" if remove_leader else "")
-    )
+    flag = " --membership" if membership else ""
     repro = f"python -m tests.test_fault{flag} --seed {seed} --duration {duration:g}"
     what = "membership fault run" if membership else "fault run"
     print(f"\n{what}: seed {seed}, {duration:g}s (reproduce: {repro})", flush=True)
@@ -495,7 +456,7 @@ def run_fault(
         stats = Stats()
         clients = [Client(c, seed, cluster, history, stop_clients, stats) for c in range(CLIENTS)]
         nemesis: Nemesis = (
-            MembershipNemesis(seed, cluster, stop_nemesis, stats, drain, remove_leader)
+            MembershipNemesis(seed, cluster, stop_nemesis, stats)
             if membership
             else Nemesis(seed, cluster, proxy, stop_nemesis)
         )
@@ -599,14 +560,6 @@ def main() -> int:
     parser.add_argument(
         "--membership", action="store_true", help="kills, pauses and membership changes"
     )
-    parser.add_argument(
-        "--no-drain",
-        action="store_true",
-        help="with --membership: clients keep using a node while it is being removed",
-    )
-    parser.add_argument(
-        "--remove-leader", action="store_true", help="with --membership: also remove leaders"
-    )
     args = parser.parse_args()
     first = args.seed if args.seed is not None else random.randrange(1_000_000)
     for seed in range(first, first + args.runs):
@@ -617,8 +570,6 @@ def main() -> int:
                 args.duration,
                 workdir,
                 membership=args.membership,
-                drain=not args.no_drain,
-                remove_leader=args.remove_leader,
             )
         except AssertionError as e:
             print(f"FAILED: {e}\nlogs kept in {workdir}", flush=True)

@@ -364,10 +364,9 @@ class ClusterLink:
         if argv and argv[0].lower() == b"cluster":
             self.run_admin_on_leader(argv[1:], reply)
             return
-        conf = self.runtime.conf_state
-        if conf.members and conf.member(responder.peer_id) is None:
-            reply(ErrorReply("ERR only members may forward writes"))
-            return
+        # Any peer of this cluster may forward a client's write, members or not: during a
+        # membership change the sender may be a joiner this node does not know yet, or a
+        # leader that just removed itself and still has clients; it is only a proxy.
         self._run_write(argv, request.db, protocol, reply)
 
     def _removed_notice(
