@@ -78,6 +78,7 @@ class RaftSettings:
     fsync: bool = True  # False: faster, but an acknowledged write can be lost on power failure
     snapshot_threshold: int = 10000  # applied entries between log compactions
     snapshot_tail: int = 1000  # entries kept after compaction for slow followers
+    max_log_hold: int = 500_000  # entries kept beyond that for a live follower catching up
     max_inflight_messages: int = 256
     max_message_bytes: int = 1024 * 1024
     snapshot_chunk_bytes: int = 1024 * 1024
@@ -322,5 +323,6 @@ def _validate(config: Config) -> None:
             raise ConfigError(f"{source}: [raft] {key} must be >= 1")
     if r.snapshot_rate_mb_s < 0:
         raise ConfigError(f"{source}: [raft] snapshot_rate_mb_s must be >= 0 (0: no limit)")
-    if r.snapshot_tail < 0:
-        raise ConfigError(f"{source}: [raft] snapshot_tail must be >= 0")
+    for key in ("snapshot_tail", "max_log_hold"):
+        if getattr(r, key) < 0:
+            raise ConfigError(f"{source}: [raft] {key} must be >= 0")

@@ -295,3 +295,27 @@ def test_restart_reloads_term_vote_and_log() -> None:
     )
     node = RaftNode(RaftConfig(N(1)), state, random.Random(1), _NoSnapshots())
     assert (node.term, node.vote, node.log.last_index, node.conf.voters) == (7, 1, 2, {1})
+
+
+def test_compaction_floor_holds_for_live_followers_catching_up() -> None:
+    node = single_node()
+    drain(node)
+    assert node.compaction_floor() is None  # not the leader
+    node.campaign()
+    drain(node)
+    assert node.compaction_floor() is None  # no follower: nothing to hold
+
+    def follower(match: int) -> Progress:
+        return Progress(I(match), I(match + 1), Inflights(8, 1 << 20))
+
+    node.progress[N(2)] = follower(5)
+    snapshotting = follower(0)
+    snapshotting.become_snapshot(SnapshotMeta(I(50), T(2), ConfState((Member(N(1), False),))))
+    node.progress[N(3)] = snapshotting
+    assert node.compaction_floor() == 5  # node 2 still needs the entries after 5
+    node.progress[N(2)].last_contact_ticks = 10 * node.config.election_timeout_ticks
+    # Node 2 looks dead and no longer pins the log; node 3 installs a snapshot at 50 and
+    # will need the entries after it.
+    assert node.compaction_floor() == 50
+    node.progress[N(3)].last_contact_ticks = 10 * node.config.election_timeout_ticks
+    assert node.compaction_floor() is None

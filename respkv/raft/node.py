@@ -359,6 +359,28 @@ class RaftNode:
         self._conf_records = [r for r in self._conf_records if r[0] > self.log.snapshot_index]
         return SnapshotMeta(self.log.snapshot_index, self.log.snapshot_term, self._conf_base)
 
+    def compaction_floor(self) -> Index | None:
+        """On a leader, the lowest index a live follower still needs from the log.
+
+        Compacting past it makes that follower need a snapshot (again, if one is in flight:
+        a learner receiving a snapshot at index S needs the entries after S). None when this
+        node is not the leader or no live follower is behind. Followers not heard from for
+        two election timeouts do not count: a dead node must not pin the log.
+        """
+        if self.role is not Role.LEADER:
+            return None
+        horizon = 2 * self.config.election_timeout_ticks
+        floor: Index | None = None
+        for node_id, pr in self.progress.items():
+            if node_id == self.id or pr.last_contact_ticks > horizon:
+                continue
+            need = pr.match
+            if pr.state is ProgressState.SNAPSHOT and pr.snapshot is not None:
+                need = max(need, pr.snapshot.meta.index)
+            if floor is None or need < floor:
+                floor = need
+        return floor
+
     def conf_at(self, index: Index) -> ConfState:
         """The membership in force at ``index`` (for snapshots taken at the applied index)."""
         return self._conf_at(index)

@@ -171,6 +171,7 @@ class Server:
             request_timeout=raft.request_timeout_ms / 1000,
             snapshot_threshold=raft.snapshot_threshold,
             snapshot_tail=raft.snapshot_tail,
+            max_log_hold=raft.max_log_hold,
             snapshot_rate_bytes_s=raft.snapshot_rate_mb_s * 1_000_000,
             initial_members=members,
             joining=bool(join_target),

@@ -166,13 +166,19 @@ class ClusterLink:
                 hello = self.network.peer_hello(m.to)
                 if hello is not None and hello.peer_address:
                     self._last_addresses[m.to] = hello.peer_address
-                    self.network.update_members(
-                        {**self._peer_addresses(self.runtime.conf_state), **self._last_addresses}
-                    )
+                    self.network.update_members(self._wanted_addresses())
         self.network.send(messages)
+
+    def _wanted_addresses(self) -> dict[NodeId, str]:
+        return {**self._peer_addresses(self.runtime.conf_state), **self._last_addresses}
 
     def _conf_changed(self, conf: ConfState) -> None:
         self.network.accept_unknown_peers = not conf.members
+        if not conf.members:
+            # A joiner before its first snapshot: the peers it talks to (the leader) are not
+            # removed, they are not known yet.
+            self.network.update_members(self._wanted_addresses())
+            return
         for node_id, address in self._last_addresses.items():
             if conf.member(node_id) is None:
                 self._recently_removed[node_id] = (
@@ -185,7 +191,7 @@ class ClusterLink:
         asyncio.get_running_loop().call_later(REMOVED_GRACE_SECONDS + 0.1, self._expire_removed)
 
     def _expire_removed(self) -> None:
-        self.network.update_members(self._peer_addresses(self.runtime.conf_state))
+        self.network.update_members(self._wanted_addresses())
 
     def removal_applied(self, node_id: NodeId) -> None:
         """The leader tells a removed member, which may not learn it from the log."""

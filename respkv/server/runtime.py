@@ -107,6 +107,7 @@ class NodeRuntime:
         request_timeout: float = 5.0,
         snapshot_threshold: int = 10000,
         snapshot_tail: int = 1000,
+        max_log_hold: int = 500_000,
         snapshot_rate_bytes_s: int = 0,
         initial_members: Iterable[Member] = (),
         joining: bool = False,
@@ -118,6 +119,8 @@ class NodeRuntime:
         self.request_timeout = request_timeout
         self.snapshot_threshold = snapshot_threshold
         self.snapshot_tail = snapshot_tail
+        self.max_log_hold = max_log_hold
+        self._hold_exceeded_logged = False
         self.writer = StorageWriter(store, fsync=fsync)
         self.send_messages: Callable[[list[Message]], None] = lambda messages: None
         self.on_soft_state: list[Callable[[NodeId, Role, Term], None]] = []
@@ -477,10 +480,29 @@ class NodeRuntime:
             callback(leader, role, term)
 
     def _maybe_compact(self) -> None:
-        applied = self.raft.log.applied
-        if applied - self.raft.log.snapshot_index < self.snapshot_threshold + self.snapshot_tail:
+        log_ = self.raft.log
+        applied = log_.applied
+        target = applied - self.snapshot_tail
+        if target - log_.snapshot_index < self.snapshot_threshold:
             return
-        meta = self.raft.compact(Index(applied - self.snapshot_tail))
+        # Keep what a live follower that is catching up (or installing a snapshot) still
+        # needs, or it would need a new snapshot: under load a joining node would never
+        # finish. A follower more than max_log_hold entries behind gets a snapshot anyway.
+        floor = self.raft.compaction_floor()
+        if floor is not None and floor < target:
+            if applied - floor <= self.max_log_hold:
+                target = floor
+                if target - log_.snapshot_index < self.snapshot_threshold:
+                    return
+            elif not self._hold_exceeded_logged:
+                self._hold_exceeded_logged = True
+                log.warning(
+                    "a follower is %d entries behind (max_log_hold %d): compacting anyway, "
+                    "it will need a snapshot",
+                    applied - floor,
+                    self.max_log_hold,
+                )
+        meta = self.raft.compact(Index(target))
         batch = self.store.batch()
         self.store.log.compact(batch, meta)
         self.store.write(batch, sync=False)
