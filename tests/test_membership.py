@@ -315,9 +315,7 @@ def test_snapshot_streaming_honours_the_rate_limit(tmp_path: Path) -> None:
     n1, _, data = _big_single_node(tmp_path, raft="snapshot_rate_mb_s = 2")
     (tmp_path / "joiner").mkdir()
     # Joining with nothing but the address of a member (the leader is not in its config).
-    n2 = RespkvProcess(
-        tmp_path / "joiner", node_id=2, cluster=f'join = "127.0.0.1:{n1.peer_port}"'
-    )
+    n2 = RespkvProcess(tmp_path / "joiner", node_id=2, cluster=f'join = "127.0.0.1:{n1.peer_port}"')
     try:
         n2.start()
         _assert_complete(n2, n1, data)
