@@ -31,6 +31,17 @@ SERVER_SIDE = [
     "cluster",
     "readonly",
     "readwrite",
+    "multi",
+    "exec",
+    "discard",
+    "watch",
+    "unwatch",
+    "subscribe",
+    "unsubscribe",
+    "psubscribe",
+    "punsubscribe",
+    "publish",
+    "pubsub",
 ]
 KV_COMMANDS = [
     "get",

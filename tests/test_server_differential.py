@@ -15,7 +15,7 @@ import pytest
 from _kv_redis import RawRedis, redis_server
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_kv_differential import STEP, compare
+from test_kv_differential import STEP, _queueable, check_reply, compare
 
 from respkv.resp.replies import ErrorReply
 from tests.respkv_proc import RespkvProcess
@@ -69,3 +69,59 @@ def test_server_replies_match_redis(
     finally:
         redis.close()
         ours.client.close()
+
+
+@pytest.mark.integration
+@settings(
+    max_examples=int(os.environ.get("SERVER_DIFF_EXAMPLES", "60")) // 2,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    chunks=st.lists(st.lists(STEP, min_size=1, max_size=8), min_size=1, max_size=4),
+    bogus=st.lists(st.booleans(), min_size=4, max_size=4),
+)
+def test_multi_exec_matches_redis(
+    ports: tuple[int, int], chunks: list[list[tuple[int, list[bytes]]]], bogus: list[bool]
+) -> None:
+    """Random MULTI/EXEC blocks (with SELECTs queued inside, and sometimes a command refused
+    at queue time) through the whole server, every reply compared with redis-server's."""
+    redis_port, respkv_port = ports
+    redis, ours = RawRedis(redis_port), RawRedis(respkv_port)
+    try:
+        assert redis.call("FLUSHALL") == ours.call("FLUSHALL") == b"OK"
+        for chunk, refuse in zip(chunks, bogus, strict=False):
+            steps = [(db, args) for db, args in chunk if _queueable(args)]
+            for client in (redis, ours):
+                assert client.call("SELECT", "0") == b"OK"
+                assert client.call("MULTI") == b"OK"
+            current = 0
+            names: list[bytes] = []
+            for db, args in steps:
+                if db != current:
+                    queued = [c.call("SELECT", str(db)) for c in (redis, ours)]
+                    assert queued == [b"QUEUED", b"QUEUED"]
+                    names.append(b"select")
+                    current = db
+                replies = [c.call(*args) for c in (redis, ours)]
+                assert replies[0] == replies[1] == b"QUEUED", args
+                names.append(args[0].lower())
+            if refuse:
+                replies = [c.call("GET") for c in (redis, ours)]
+                assert replies[0] == replies[1], replies
+            theirs, mine = redis.call("EXEC"), ours.call("EXEC")
+            if refuse:
+                assert mine == theirs == ("error", EXECABORT_TEXT)
+                continue
+            assert isinstance(mine, list) and isinstance(theirs, list), (mine, theirs)
+            assert len(mine) == len(theirs) == len(names)
+            for name, m, t in zip(names, mine, theirs, strict=True):
+                check_reply(name, m, t, f"in EXEC: {name!r}")
+        for client in (redis, ours):
+            client.call("SELECT", "0")
+    finally:
+        redis.close()
+        ours.close()
+
+
+EXECABORT_TEXT = "EXECABORT Transaction discarded because of previous errors."

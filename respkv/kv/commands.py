@@ -165,6 +165,14 @@ for _spec in COMMANDS.values():
 #: client's argv (a client's "#expire" is an unknown command).
 INTERNAL: dict[bytes, Handler] = dict(keyspace.INTERNAL)
 
+
+def _publish(sm: StateMachine, argv: list[bytes], db: Db, stamp: int) -> int:
+    """#publish channel message: delivered by the node (``sm.on_publish``), no keyspace change."""
+    return sm.on_publish(argv[1], argv[2])
+
+
+INTERNAL[b"#publish"] = _publish
+
 #: What ``apply`` dispatches on: canonical (lowercase) names as payloads carry them.
 APPLIERS: dict[bytes, Handler] = {
     **{s.name_bytes: s.handler for s in COMMANDS.values() if s.handler is not None},

@@ -27,12 +27,13 @@ The record layout is described in ``respkv.kv.layout``.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Final
 
-from respkv.resp.replies import ErrorReply
+from respkv.resp.replies import NULL_ARRAY, ErrorReply
 
 from . import errors, layout
 from .backend import Backend
@@ -116,6 +117,9 @@ class StateMachine:
         self._scan_cursors: OrderedDict[int, tuple[int, bytes]] = OrderedDict()
         self._next_cursor = 1
         self._expire_rr = 0
+        #: Delivers a PUBLISH to this node's subscribers when its entry is applied; returns
+        #: how many received it. The server sets it; the keyspace never sees the message.
+        self.on_publish: Callable[[bytes, bytes], int] = lambda channel, message: 0
         self.reload()
 
     # -- server API ---------------------------------------------------------------------------
@@ -186,20 +190,35 @@ class StateMachine:
         return encode_single(now_ms, db, prepared[0], prepared)
 
     def prepare_transaction(
-        self, commands: Sequence[tuple[Sequence[bytes], int]], now_ms: int
+        self,
+        commands: Sequence[tuple[Sequence[bytes], int]],
+        now_ms: int,
+        watches: Sequence[tuple[int, bytes, bytes]] = (),
     ) -> bytes:
         """One payload for MULTI/EXEC: ``commands`` are (argv, db), reads and writes alike.
 
         ``apply`` answers it with the list of the commands' replies. A command that fails
         validation answers its error in place (like a runtime error inside EXEC); the server
-        checks for unknown commands and arity when queueing, as Redis does.
+        checks for unknown commands and arity when queueing, as Redis does. PUBLISH is
+        accepted too (delivered on every node when the entry is applied).
+
+        ``watches`` are (db, key, fingerprint) of WATCHed keys (``fingerprint``, taken by the
+        client's node when it ran WATCH): ``apply`` answers ``NULL_ARRAY`` and changes nothing
+        if any key's record differs at the entry's stamp. They travel as leading ``#watch``
+        commands of the payload.
         """
         encoded: list[tuple[int, Sequence[bytes]]] = []
+        for db, key, fingerprint in watches:
+            if not 0 <= db < self.databases:
+                return encode_transaction(now_ms, [(ERROR_DB, [b"ERR DB index is out of range"])])
+            encoded.append((db, [b"#watch", key, fingerprint]))
         for argv, db in commands:
             spec = lookup(argv[0])
             result: list[bytes] | ErrorReply
             if spec is None:
                 result = errors.unknown_command(argv)
+            elif spec.name_bytes == b"publish" and spec.arity_ok(len(argv)):
+                result = [b"#publish", *argv[1:]]
             elif spec.handler is None:
                 result = ErrorReply(f"ERR '{spec.name}' is not run by the state machine")
             elif not spec.arity_ok(len(argv)):
@@ -215,6 +234,20 @@ class StateMachine:
             else:
                 encoded.append((db, result))
         return encode_transaction(now_ms, encoded)
+
+    def prepare_publish(self, channel: bytes, message: bytes, now_ms: int) -> bytes:
+        """A PUBLISH as a log entry of its own: no keyspace change; every node delivers it
+        to its subscribers (``on_publish``) when it applies the entry."""
+        return encode_single(now_ms, 0, b"#publish", [b"#publish", channel, message])
+
+    def fingerprint(self, db: int, key: bytes, now_ms: int) -> bytes:
+        """What WATCH remembers of ``key``: b"" when absent (or expired at ``now_ms``), else a
+        hash of its record (value, type and expiry; a collection's record changes with every
+        change of its members). Reads the applied state (through the batch during apply)."""
+        rec = self.lookup_read(self._dbs[db], key, now_ms)
+        if rec is None:
+            return b""
+        return hashlib.blake2b(rec, digest_size=16).digest()
 
     def prepare_expire(self, keys: Iterable[tuple[int, bytes]], now_ms: int) -> bytes:
         """A payload deleting ``keys`` ((db, key) from ``expired_keys``) if still expired."""
@@ -243,7 +276,7 @@ class StateMachine:
                     replies.append(self._execute(db, argv, stamp))
                     continue
                 _, stamp, commands = decode(payload)
-                replies.append([self._execute(db, argv, stamp) for db, argv in commands])
+                replies.append(self._execute_transaction(commands, stamp))
             if last_index >= 0:
                 self._flush_counts()
                 self._backend.write(self._overlay, last_index)
@@ -357,6 +390,17 @@ class StateMachine:
             log.error("log entry names an unknown command %r; skipped", argv[0][:64])
             return ErrorReply("ERR unknown command in log entry")
         return handler(self, argv, self._dbs[db], stamp)
+
+    def _execute_transaction(self, commands: list[tuple[int, list[bytes]]], stamp: int) -> Any:
+        """All of a transaction's commands, or none when a watched key changed (nil)."""
+        first = 0
+        for db, argv in commands:
+            if argv[0] != b"#watch":
+                break
+            if self.fingerprint(db, argv[1], stamp) != argv[2]:
+                return NULL_ARRAY
+            first += 1
+        return [self._execute(db, argv, stamp) for db, argv in commands[first:]]
 
     def _flush_counts(self) -> None:
         for phys in self._dirty_counts:

@@ -22,6 +22,7 @@ from respkv.storage import StorageError, Store
 from .cluster import ClusterLink, derived_cluster_id
 from .dispatch import Dispatcher
 from .join import join_cluster
+from .pubsub import LEADER_CHANNEL, PubSub
 from .runtime import ClusterDown, NodeRuntime, member_context
 
 if TYPE_CHECKING:
@@ -65,6 +66,11 @@ class Server:
         self._stopped = asyncio.Event()
         self.stop_requested = asyncio.Event()
         self.port = config.server.port
+        self.pubsub = PubSub()
+        # Redis's default client-output-buffer-limit for pub/sub clients: hard bytes, soft
+        # bytes, seconds over the soft limit (CONFIG SET client-output-buffer-limit).
+        self.pubsub_output_limit: tuple[int, int, int] = (32 * 1024 * 1024, 8 * 1024 * 1024, 60)
+        self._announced_leader: tuple[int, int] = (0, 0)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -128,6 +134,7 @@ class Server:
                 "and an empty data dir"
             )
         self.state_machine = StateMachine(self.store.keyspace, databases=config.server.databases)
+        self.state_machine.on_publish = self.pubsub.publish
         raft = config.raft
         tick = raft.heartbeat_interval_ms / 1000
         raft_config = RaftConfig(
@@ -177,6 +184,7 @@ class Server:
             joining=bool(join_target),
         )
         self.runtime.on_removed.append(self._removed)
+        self.runtime.on_soft_state.append(self._announce_leader)
         if not raft.fsync:
             log.warning("fsync is off: an acknowledged write can be lost if the machine fails")
         self.cluster = ClusterLink(
@@ -232,6 +240,14 @@ class Server:
         self._expiry_handle = loop.call_later(
             self.config.server.expiry_cycle_ms / 1000, self._expiry_cycle
         )
+
+    def _announce_leader(self, leader: NodeId, role: object, term: int) -> None:
+        """Tell this node's subscribers of LEADER_CHANNEL about a new leader (or term)."""
+        if not leader or (leader, term) == self._announced_leader:
+            return
+        self._announced_leader = (leader, term)
+        address = self.cluster.client_address_of(leader) if self.cluster is not None else ""
+        self.pubsub.publish(LEADER_CHANNEL, f"{leader} {address} {term}".encode())
 
     def _removed(self) -> None:
         assert self.store is not None
@@ -305,3 +321,4 @@ class Server:
 
     def client_disconnected(self, client: ClientConnection) -> None:
         self.clients.pop(client.id, None)
+        self.pubsub.remove(client)

@@ -31,6 +31,7 @@ from respkv.resp.replies import OK, ErrorReply, Raw
 from .errors import error_reply
 from .membership import Membership
 from .runtime import ClusterDown, NodeRuntime, OutcomeUnknown, parse_member_context
+from .transactions import envelope, internal_payload
 
 if TYPE_CHECKING:
     from respkv.kv.statemachine import StateMachine
@@ -373,6 +374,9 @@ class ClusterLink:
         # Any peer of this cluster may forward a client's write, members or not: during a
         # membership change the sender may be a joiner this node does not know yet, or a
         # leader that just removed itself and still has clients; it is only a proxy.
+        if argv and argv[0] == b"#exec":
+            self._run_write(argv, request.db, protocol, lambda v: reply(envelope(argv, v)))
+            return
         self._run_write(argv, request.db, protocol, reply)
 
     def _removed_notice(
@@ -402,7 +406,11 @@ class ClusterLink:
         self, argv: list[bytes], db: int, protocol: int, done: Callable[[Any], None]
     ) -> None:
         """Validate, stamp and propose a write here; ``done`` gets a reply value."""
-        payload = self.state_machine.prepare_write(argv, db, time.time_ns() // 1_000_000)
+        now_ms = time.time_ns() // 1_000_000
+        if argv[0][:1] == b"#":  # EXEC or PUBLISH from a follower (respkv.server.transactions)
+            payload = internal_payload(self.state_machine, argv, now_ms)
+        else:
+            payload = self.state_machine.prepare_write(argv, db, now_ms)
         if isinstance(payload, ErrorReply):
             done(payload)
             return

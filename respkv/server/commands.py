@@ -27,10 +27,11 @@ Handler = Callable[["Server", "ClientConnection", list[bytes]], Any]
 class Deferred:
     """A server command's reply that arrives later: ``start(done)`` calls ``done(reply)``."""
 
-    __slots__ = ("start",)
+    __slots__ = ("kind", "start")
 
-    def __init__(self, start: Callable[[Callable[[Any], None]], None]) -> None:
+    def __init__(self, start: Callable[[Callable[[Any], None]], None], kind: int = 2) -> None:
         self.start = start
+        self.kind = kind  # the connection's barrier kind while it waits (WRITE by default)
 
 
 HANDLERS: dict[bytes, Handler] = {}
@@ -170,6 +171,7 @@ def hello(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
             "select the RESP protocol version at the same time"
         )
     conn.protocol = protocol
+    conn.update_intercept()
     if name is not None:
         conn.name = name
     runtime = server.runtime
@@ -187,12 +189,16 @@ def hello(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
 
 @command("reset")
 def reset(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
+    conn.multi = None
+    conn.watches = None
+    server.pubsub.remove(conn)
     conn.db = 0
     conn.protocol = 2
     conn.name = b""
     conn.readonly = False
     conn.authenticated = not server.requirepass
     conn.parser.auth_required = not conn.authenticated
+    conn.update_intercept()
     return SimpleString(b"RESET")
 
 
@@ -221,12 +227,12 @@ def client_info_line(server: Server, c: ClientConnection) -> bytes:
         f"name={c.name.decode(errors='replace')}",
         f"age={int(now - c.created_at)}",
         "idle=0",
-        "flags=" + ("r" if c.readonly else "N"),
+        "flags=" + _client_flags(c),
         f"db={c.db}",
-        "sub=0",
-        "psub=0",
+        f"sub={len(c.channels)}",
+        f"psub={len(c.patterns)}",
         "ssub=0",
-        "multi=-1",
+        f"multi={-1 if c.multi is None else len(c.multi)}",
         f"qbuf={c.parser.buffered_bytes if hasattr(c.parser, 'buffered_bytes') else 0}",
         "qbuf-free=0",
         "argv-mem=0",
@@ -246,6 +252,12 @@ def client_info_line(server: Server, c: ClientConnection) -> bytes:
         f"lib-ver={c.lib_version.decode(errors='replace')}",
     ]
     return " ".join(fields).encode()
+
+
+def _client_flags(c: ClientConnection) -> str:
+    flags = ("r" if c.readonly else "") + ("x" if c.multi is not None else "")
+    flags += "P" if c.channels or c.patterns else ""
+    return flags or "N"
 
 
 @command("client")
@@ -422,8 +434,30 @@ def _parameters(
         server.ignored_parameters["loglevel"] = value.lower()
         return None
 
+    def get_output_limits() -> str:
+        hard, soft, seconds = server.pubsub_output_limit
+        return f"normal 0 0 0 slave 268435456 67108864 60 pubsub {hard} {soft} {seconds}"
+
+    def set_output_limits(value: str) -> str | None:
+        words = value.split()
+        if len(words) % 4:
+            return "Wrong number of arguments in buffer limit configuration."
+        for i in range(0, len(words), 4):
+            kind = words[i].lower()
+            if kind not in ("normal", "slave", "replica", "pubsub"):
+                return "Invalid client class specified in buffer limit configuration."
+            numbers = [_memory(w) for w in words[i + 1 : i + 3]] + [
+                parse_int(words[i + 3].encode())
+            ]
+            if any(n is None or n < 0 for n in numbers):
+                return "Error in hard, soft or soft_seconds setting in buffer limit configuration."
+            if kind == "pubsub":  # the only class respkv enforces
+                server.pubsub_output_limit = tuple(numbers)  # type: ignore[assignment]
+        return None
+
     return {
         "requirepass": (lambda: server.requirepass, set_password),
+        "client-output-buffer-limit": (get_output_limits, set_output_limits),
         "maxclients": (lambda: str(server.maxclients), set_maxclients),
         "databases": (lambda: str(c.server.databases), None),
         "port": (lambda: str(server.port), None),
@@ -481,6 +515,17 @@ IGNORED_DEFAULTS = {
     "close-on-oom": "no",
     "enable-debug-command": "no",
 }
+
+
+_UNITS = {"": 1, "k": 1000, "kb": 1024, "m": 10**6, "mb": 1024**2, "g": 10**9, "gb": 1024**3}
+
+
+def _memory(text: str) -> int | None:
+    """Redis's memtoull: a number with an optional unit (1kb = 1024, 1k = 1000)."""
+    digits = text.rstrip("kmgbKMGB")
+    unit = _UNITS.get(text[len(digits) :].lower())
+    number = parse_int(digits.encode())
+    return None if unit is None or number is None else number * unit
 
 
 def _glob_match(pattern: str, name: str) -> bool:

@@ -9,7 +9,14 @@ request order: each command owns a slot, and slots are flushed from the head as 
 
 Reads and writes of one connection must appear to run in order (a pipelined GET sees the SET
 before it, and not the SET after it), so commands of the same kind may be in flight together but
-a change of kind waits until everything in flight has completed: a barrier.
+a change of kind waits until everything in flight has completed: a barrier. An EXEC whose
+transaction runs server commands (SELECT...) is EXCLUSIVE: every data command after it waits.
+
+A connection in MULTI, or subscribed in RESP2, sees its commands first through ``intercept``
+(queue them, or refuse them as Redis does); otherwise ``intercept`` is None and costs one
+attribute check per command. Pub/sub messages (``push``) skip the queue of replies in RESP3 (out
+of band) and keep their place after earlier replies in RESP2; a subscriber that does not read
+them is disconnected at the pub/sub output buffer limit (Redis's client-output-buffer-limit).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from respkv.resp.encoder import encode
@@ -24,19 +32,22 @@ from respkv.resp.parser import ProtocolError, RequestParser
 from respkv.resp.replies import ErrorReply
 
 if TYPE_CHECKING:
+    from respkv.kv.commands import CommandSpec
+
     from .dispatch import Dispatcher
 
 log = logging.getLogger(__name__)
 
-READ, WRITE = 1, 2
+READ, WRITE, EXCLUSIVE = 1, 2, 3
 _MAX_IN_FLIGHT = 10_000  # commands per connection before we stop reading from it
 
 
 class _Slot:
-    __slots__ = ("reply",)
+    __slots__ = ("protocol", "reply")
 
-    def __init__(self) -> None:
+    def __init__(self, protocol: int = 2) -> None:
         self.reply: bytes | None = None
+        self.protocol = protocol  # as when the command arrived (a later HELLO may change it)
 
 
 class ClientConnection(asyncio.BufferedProtocol):
@@ -78,6 +89,14 @@ class ClientConnection(asyncio.BufferedProtocol):
         self.created_at = 0.0
         self.last_command = b"NULL"
         self.commands_processed = 0
+        # MULTI and pub/sub state (respkv.server.transactions, respkv.server.pubsub).
+        self.intercept: Callable[[ClientConnection, list[bytes]], bool] | None = None
+        self.multi: list[tuple[list[bytes], CommandSpec]] | None = None  # queued: in MULTI
+        self.multi_error = False  # a command was refused while queueing: EXEC aborts
+        self.watches: dict[tuple[int, bytes], bytes] | None = None  # (db, key) -> fingerprint
+        self.channels: dict[bytes, None] = {}  # subscribed channels, in subscription order
+        self.patterns: dict[bytes, None] = {}
+        self._over_soft_limit_since: float | None = None
 
     # --- asyncio.BufferedProtocol ------------------------------------------------------------
 
@@ -136,6 +155,10 @@ class ClientConnection(asyncio.BufferedProtocol):
         for position, argv in enumerate(commands):
             if self._closing:
                 return
+            intercept = self.intercept
+            if intercept is not None and intercept(self, argv):
+                self.commands_processed += 1
+                continue
             kind, spec = classify(self, argv)
             if self._in_flight and kind and kind != self._in_flight_kind:
                 # A read after writes (or a write after reads) waits for them: keep the rest.
@@ -158,14 +181,14 @@ class ClientConnection(asyncio.BufferedProtocol):
 
     def reply_later(self, kind: int) -> _Slot:
         """Reserve the reply of the current command; fill it with ``complete``."""
-        slot = _Slot()
+        slot = _Slot(self.protocol)
         self._slots.append(slot)
         self._in_flight += 1
         self._in_flight_kind = kind
         return slot
 
     def complete(self, slot: _Slot, value: Any) -> None:
-        slot.reply = encode(value, self.protocol)
+        slot.reply = encode(value, slot.protocol)
         self._in_flight -= 1
         slots = self._slots
         out = self._out
@@ -178,6 +201,56 @@ class ClientConnection(asyncio.BufferedProtocol):
             else:
                 self._update_reading()
         self._schedule_flush()
+
+    def update_intercept(self) -> None:
+        """Choose what sees commands first, after a change of MULTI, subscriptions or protocol."""
+        from .pubsub import subscribed_intercept
+        from .transactions import multi_intercept
+
+        if self.multi is not None:
+            self.intercept = multi_intercept
+        elif self.protocol == 2 and (self.channels or self.patterns):
+            self.intercept = subscribed_intercept
+        else:
+            self.intercept = None
+
+    def push(self, data: bytes) -> None:
+        """An encoded pub/sub message for this client."""
+        if self._closing or self.transport is None:
+            return
+        if self.protocol == 3 or not self._slots:
+            self._out += data
+        else:
+            slot = _Slot()
+            slot.reply = data
+            self._slots.append(slot)
+        self._check_output_limit()
+        self._schedule_flush()
+
+    def _check_output_limit(self) -> None:
+        assert self.transport is not None
+        hard, soft, soft_seconds = self.server.pubsub_output_limit
+        pending = len(self._out) + self.transport.get_write_buffer_size()
+        if hard and pending > hard:
+            self._drop_slow_client(f"over the hard limit ({pending} > {hard} bytes)")
+        elif soft and pending > soft:
+            now = self.server.clock()
+            since = self._over_soft_limit_since
+            if since is None:
+                self._over_soft_limit_since = now
+            elif now - since > soft_seconds:
+                self._drop_slow_client(f"over the soft limit ({soft} bytes) for {soft_seconds}s")
+        else:
+            self._over_soft_limit_since = None
+
+    def _drop_slow_client(self, why: str) -> None:
+        log.warning("client %s closed for overcoming of output buffer limits: %s", self.addr, why)
+        self._closing = True
+        self._out = bytearray()
+        self._slots.clear()
+        self._queued.clear()
+        if self.transport is not None:
+            self.transport.abort()  # close() would wait for the client to read it all
 
     # --- output ------------------------------------------------------------------------------
 

@@ -16,6 +16,8 @@ from respkv.kv.glob import stringmatch
 from respkv.resp.replies import ErrorReply
 
 from . import commands as server_commands
+from . import pubsub as _pubsub  # noqa: F401  (registers its commands)
+from . import transactions as _transactions  # noqa: F401  (registers its commands)
 from .cluster_commands import cluster_command
 from .connection import READ, WRITE, ClientConnection
 from .errors import error_reply
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
     from .app import Server
 
 _NOAUTH = ErrorReply("NOAUTH Authentication required.")
+# Server commands that keep their place among a connection's reads and writes (barriers).
+_SERVER_KINDS = {b"exec": WRITE, b"publish": WRITE, b"watch": READ}
 
 
 class Dispatcher:
@@ -43,9 +47,13 @@ class Dispatcher:
     ) -> tuple[int, kv_commands.CommandSpec | None]:
         """(WRITE, READ (a linearizable read) or 0 (answered at once), the command's spec)."""
         spec = kv_commands.lookup(argv[0])
-        if spec is None or spec.server_side or not spec.arity_ok(len(argv)):
+        if spec is None:
             return 0, spec
-        if not conn.authenticated:
+        if spec.server_side:
+            if conn.authenticated and spec.arity_ok(len(argv)):
+                return _SERVER_KINDS.get(spec.name_bytes, 0), spec
+            return 0, spec
+        if not spec.arity_ok(len(argv)) or not conn.authenticated:
             return 0, spec
         if spec.is_write:
             return WRITE, spec
@@ -77,7 +85,7 @@ class Dispatcher:
                 return
             result = handler(server, conn, argv)
             if isinstance(result, server_commands.Deferred):
-                slot = conn.reply_later(WRITE)
+                slot = conn.reply_later(result.kind)
                 result.start(lambda reply: conn.complete(slot, reply))
             else:
                 conn.reply_now(result)
