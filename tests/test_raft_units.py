@@ -318,4 +318,6 @@ def test_compaction_floor_holds_for_live_followers_catching_up() -> None:
     # will need the entries after it.
     assert node.compaction_floor() == 50
     node.progress[N(3)].last_contact_ticks = 10 * node.config.election_timeout_ticks
+    assert node.compaction_floor() == 50  # silent while it installs: still held
+    node.progress[N(3)].become_probe()  # the transfer was given up
     assert node.compaction_floor() is None

@@ -365,18 +365,22 @@ class RaftNode:
         Compacting past it makes that follower need a snapshot (again, if one is in flight:
         a learner receiving a snapshot at index S needs the entries after S). None when this
         node is not the leader or no live follower is behind. Followers not heard from for
-        two election timeouts do not count: a dead node must not pin the log.
+        two election timeouts do not count (a dead node must not pin the log), except while a
+        snapshot is streamed to them: installing a big one keeps a node silent for seconds.
+        The host bounds how far behind it holds the log for anyone.
         """
         if self.role is not Role.LEADER:
             return None
         horizon = 2 * self.config.election_timeout_ticks
         floor: Index | None = None
         for node_id, pr in self.progress.items():
-            if node_id == self.id or pr.last_contact_ticks > horizon:
+            if node_id == self.id:
                 continue
             need = pr.match
             if pr.state is ProgressState.SNAPSHOT and pr.snapshot is not None:
                 need = max(need, pr.snapshot.meta.index)
+            elif pr.last_contact_ticks > horizon:
+                continue
             if floor is None or need < floor:
                 floor = need
         return floor
