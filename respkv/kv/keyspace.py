@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from respkv.resp.replies import OK, ErrorReply, SimpleString
 
-from . import errors
+from . import collection, errors
 from .glob import compile_pattern, literal_prefix
 from .layout import EXPIRE_FLAG, I64, T_STRING, TYPE_NAMES, prefix_end, with_expire
 from .numbers import INT_MAX, INT_MIN, LLONG_MAX, LLONG_MIN, parse_int
@@ -106,14 +106,17 @@ def parse_scan_cursor(arg: bytes) -> int | None:
     return (-value) & _ULONG_MAX if negative else value
 
 
-def scan(sm: StateMachine, argv: list[bytes], db: Db, now: int) -> Any:
-    cursor = parse_scan_cursor(argv[1])
-    if cursor is None:
-        return errors.INVALID_CURSOR
+def parse_scan_options(
+    argv: list[bytes], start: int, *, allow_type: bool
+) -> tuple[int, bytes | None, bytes | None] | ErrorReply:
+    """Redis's scanGenericCommand options from ``argv[start:]``: (count, pattern, type name).
+
+    TYPE is SCAN's only (``allow_type``); HSCAN/SSCAN/ZSCAN answer a syntax error for it.
+    """
     count = 10
     pattern: bytes | None = None
     type_name: bytes | None = None
-    i = 2
+    i = start
     n = len(argv)
     while i < n:
         opt = _c_string(argv[i]).lower()
@@ -126,11 +129,22 @@ def scan(sm: StateMachine, argv: list[bytes], db: Db, now: int) -> Any:
             count = value
         elif opt == b"match" and n - i >= 2:
             pattern = argv[i + 1]
-        elif opt == b"type" and n - i >= 2:
+        elif opt == b"type" and allow_type and n - i >= 2:
             type_name = _c_string(argv[i + 1]).lower()
         else:
             return errors.SYNTAX
         i += 2
+    return count, pattern, type_name
+
+
+def scan(sm: StateMachine, argv: list[bytes], db: Db, now: int) -> Any:
+    cursor = parse_scan_cursor(argv[1])
+    if cursor is None:
+        return errors.INVALID_CURSOR
+    options = parse_scan_options(argv, 2, allow_type=True)
+    if isinstance(options, ErrorReply):
+        return options
+    count, pattern, type_name = options
     match = compile_pattern(pattern) if pattern is not None else None
     start = sm.cursor_position(cursor, db)
     stop: bytes | None = None
@@ -311,12 +325,12 @@ def persist(sm: StateMachine, argv: list[bytes], db: Db, stamp: int) -> Any:
 # -- RENAME / COPY / MOVE -------------------------------------------------------------------------
 
 
-def _copy_record(sm: StateMachine, rec: bytes) -> bytes | ErrorReply:
-    """A record for an independent copy of the value ``rec`` holds."""
+def _copy_record(sm: StateMachine, db: Db, key: bytes, rec: bytes) -> bytes:
+    """A record for an independent copy of the value ``rec`` holds (a collection's members
+    are copied under a new version)."""
     if rec[0] & 0x7F == T_STRING:
         return rec
-    # Collections (a later layer) must copy their members under a new version.
-    return ErrorReply("ERR COPY of this type is not supported yet")
+    return collection.copy_record(sm, db, key, rec)
 
 
 def _rename(nx: bool) -> Handler:
@@ -390,9 +404,7 @@ def copy(sm: StateMachine, argv: list[bytes], db: Db, stamp: int) -> Any:
     existing = sm.lookup_write(dst_db, dst, stamp)
     if existing is not None and not replace:
         return 0
-    new = _copy_record(sm, rec)
-    if isinstance(new, ErrorReply):
-        return new
+    new = _copy_record(sm, db, src, rec)
     if existing is not None:
         sm.delete(dst_db, dst, existing)
     sm.put(dst_db, dst, new, None)
