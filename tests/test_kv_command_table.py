@@ -79,6 +79,23 @@ KV_COMMANDS = [
     "flushall",
     "swapdb",
     "move",
+    # hashes
+    "hset",
+    "hget",
+    "hmset",
+    "hmget",
+    "hgetall",
+    "hdel",
+    "hexists",
+    "hlen",
+    "hkeys",
+    "hvals",
+    "hincrby",
+    "hincrbyfloat",
+    "hsetnx",
+    "hstrlen",
+    "hrandfield",
+    "hscan",
 ]
 
 

@@ -25,7 +25,8 @@ through the batch overlay, so later commands of the same batch or transaction se
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from itertools import chain
 from typing import TYPE_CHECKING, Final
 
 from respkv.resp.replies import ErrorReply
@@ -282,3 +283,119 @@ def scan(
         if values:
             found.append(value)
     return None, found
+
+
+def has_type(sm: StateMachine, db_index: int, key: bytes, now: int, code: int) -> bool:
+    """False if ``key`` holds a live value of another type in the applied state (prepare's
+    WRONGTYPE check under ``check_state``)."""
+    record = sm.lookup_read(sm.db(db_index), key, now)
+    return record is None or record[0] & 0x7F == code
+
+
+# -- random members (HRANDFIELD, SRANDMEMBER, SPOP) -------------------------------------------------
+
+#: Collections up to this size are sampled exactly (uniformly); larger ones by random seeks.
+EXACT_SAMPLE_SIZE: Final = 1024
+_MASK64: Final = (1 << 64) - 1
+
+
+def seeded_bits(seed: int) -> Callable[[int], int]:
+    """A deterministic bit source (splitmix64) for choices that every replica must repeat:
+    ``bits(k)`` returns a k-bit random integer."""
+    state = seed & _MASK64
+
+    def bits(k: int) -> int:
+        nonlocal state
+        out = 0
+        produced = 0
+        while produced < k:
+            state = (state + 0x9E3779B97F4A7C15) & _MASK64
+            z = state
+            z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+            z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+            out = (out << 64) | (z ^ (z >> 31))
+            produced += 64
+        return out >> (produced - k)
+
+    return bits
+
+
+def randbelow(bits: Callable[[int], int], n: int) -> int:
+    """A uniform integer in [0, n) from ``bits`` (rejection sampling)."""
+    k = n.bit_length()
+    while True:
+        r = bits(k)
+        if r < n:
+            return r
+
+
+def random_members(
+    c: Collection, count: int, bits: Callable[[int], int], *, unique: bool
+) -> list[tuple[bytes, bytes]]:
+    """``count`` random (member, value) of ``c``: distinct ones if ``unique`` (all of them, in
+    member order, when ``count >= size``), else drawn with repetition.
+
+    Exact and uniform up to ``EXACT_SAMPLE_SIZE`` members (or when a distinct sample is a large
+    part of the collection); beyond that each draw is a random descent of the member keys'
+    byte tree (``_random_descent``): a few seeks per draw, uniform when the members fill their
+    byte ranges evenly (counters, ids), skewed towards members after gaps otherwise.
+    Deterministic for a given state and ``bits``.
+    """
+    size = c.size
+    if size <= 0 or count <= 0:
+        return []
+    if unique and count >= size:
+        return list(c.members())
+    if size <= EXACT_SAMPLE_SIZE or (unique and count * 4 >= size):
+        everything = list(c.members())
+        size = len(everything)
+        if unique:
+            for i in range(count):  # a partial Fisher-Yates shuffle
+                j = i + randbelow(bits, size - i)
+                everything[i], everything[j] = everything[j], everything[i]
+            return everything[:count]
+        return [everything[randbelow(bits, size)] for _ in range(count)]
+
+    def draw() -> tuple[bytes, bytes]:
+        return _random_descent(c, bits)
+
+    if not unique:
+        return [draw() for _ in range(count)]
+    picked: dict[bytes, bytes] = {}
+    attempts = 0
+    while len(picked) < count and attempts < 8 * count + 64:
+        member, value = draw()
+        picked[member] = value
+        attempts += 1
+    if len(picked) < count:  # unlucky: fill up in member order from a random point
+        start = draw()[0]
+        for member, value in chain(c.members(start), c.members(b"", start)):
+            if len(picked) >= count:
+                break
+            picked.setdefault(member, value)
+    return list(picked.items())
+
+
+def _random_descent(c: Collection, bits: Callable[[int], int]) -> tuple[bytes, bytes]:
+    """A member found by choosing each next byte at random between the smallest and the largest
+    next byte of the members under the prefix chosen so far (3 seeks per byte)."""
+    prefix = b""
+    while True:
+        hi = prefix_end(prefix) if prefix else None
+        first = next(c.members(prefix, hi), None)
+        last = next(c.members(prefix, hi, reverse=True), None)
+        if first is None or last is None:  # cannot happen: the prefix came from members
+            raise RuntimeError("random descent lost its members")
+        if first[0] == last[0]:
+            return first
+        depth = len(prefix)
+        low = first[0][depth] if len(first[0]) > depth else -1  # -1: the prefix is a member
+        byte = low + randbelow(bits, last[0][depth] - low + 1)
+        if byte < 0:
+            return first
+        prefix += bytes([byte])
+        probe = next(c.members(prefix), None)
+        if probe is None:
+            return first
+        if not probe[0].startswith(prefix):  # no member there: take the next one
+            return probe
