@@ -96,6 +96,24 @@ KV_COMMANDS = [
     "hstrlen",
     "hrandfield",
     "hscan",
+    # sets
+    "sadd",
+    "srem",
+    "smembers",
+    "sismember",
+    "smismember",
+    "scard",
+    "spop",
+    "srandmember",
+    "smove",
+    "sinter",
+    "sunion",
+    "sdiff",
+    "sinterstore",
+    "sunionstore",
+    "sdiffstore",
+    "sintercard",
+    "sscan",
 ]
 
 

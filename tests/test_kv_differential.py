@@ -9,7 +9,9 @@ command on both, and compares every reply. Normalised only where the two must di
   absolute ones, and GT/LT are only used with absolute times, so no comparison is a near-tie.
 * KEYS order (Redis: hash order, ours: key order), SCAN (run to completion, the sets compared),
   RANDOMKEY (both must answer a key of the db, or both nil); likewise HKEYS/HVALS/HGETALL
-  (compared sorted), HSCAN (to completion), HRANDFIELD (same shape, made of the hash's fields).
+  (compared sorted), HSCAN (to completion), HRANDFIELD (same shape, made of the hash's fields);
+  SMEMBERS/SINTER/SUNION/SDIFF (sorted), SSCAN, SRANDMEMBER (same shape, made of members).
+  SPOP is drawn only where its outcome is not random.
 * Keys are never left already-expired (SET EXAT in the past is unit-tested instead), so
   Redis's background expiry cannot make the two sides drift.
 """
@@ -165,9 +167,51 @@ HASH_COMMANDS = st.one_of(
     cmd(b"hscan", hkey, st.sampled_from([b"0", b"0", b"abc"]), hscan_options),
 )
 
+SET_KEYS = [b"s1", b"s2", b"s3", b"s1", b"s2", b"a", b"h1"]
+skey = st.sampled_from(SET_KEYS)
+MEMBERS = [b"m", b"n", b"1", b"-5", b"", b"x\x00y", b"long member"]
+member = st.sampled_from(MEMBERS)
+skeys = st.lists(skey, min_size=1, max_size=3)
+sscan_options = st.lists(
+    st.one_of(
+        st.tuples(st.just(b"MATCH"), st.sampled_from([b"*", b"m*", b"?", b"[1-9]"])).map(list),
+        st.tuples(st.just(b"COUNT"), st.sampled_from([b"1", b"3", b"0", b"abc"])).map(list),
+        opt([b"TYPE", b"set"], [b"BOGUS"]),
+    ),
+    max_size=2,
+).map(flat)
+
+SET_COMMANDS = st.one_of(
+    cmd(b"sadd", skey, st.lists(member, min_size=1, max_size=4)),
+    cmd(b"srem", skey, st.lists(member, min_size=1, max_size=3)),
+    cmd(b"smembers", skey),
+    cmd(b"sismember", skey, member),
+    cmd(b"smismember", skey, st.lists(member, min_size=1, max_size=3)),
+    cmd(b"scard", skey),
+    # Only SPOPs whose outcome is not random (everything, nothing, errors): a random pop would
+    # leave the two sides with different sets. Random pops are unit-tested.
+    cmd(b"spop", skey, st.sampled_from([[b"100"], [b"0"], [b"-1"], [b"x"], [b"100", b"1"]])),
+    cmd(b"srandmember", skey, st.sampled_from([[], [b"2"], [b"-3"], [b"0"], [b"100"], [b"x"]])),
+    cmd(b"smove", skey, skey, member),
+    cmd(b"sinter", skeys),
+    cmd(b"sunion", skeys),
+    cmd(b"sdiff", skeys),
+    cmd(b"sinterstore", skey, skeys),
+    cmd(b"sunionstore", skey, skeys),
+    cmd(b"sdiffstore", skey, skeys),
+    cmd(
+        b"sintercard",
+        st.sampled_from([b"1", b"2", b"3", b"0", b"x"]),
+        skeys,
+        st.sampled_from([[], [b"LIMIT", b"1"], [b"limit", b"0"], [b"LIMIT", b"-1"], [b"FOO"]]),
+    ),
+    cmd(b"sscan", skey, st.sampled_from([b"0", b"0", b"abc"]), sscan_options),
+)
+
 COMMAND = st.one_of(
     HASH_COMMANDS,
-    HASH_COMMANDS,
+    SET_COMMANDS,
+    SET_COMMANDS,
     cmd(b"get", key),
     cmd(b"set", key, value, st.lists(set_option, max_size=3).map(flat)),
     cmd(b"setnx", key, value),
@@ -237,7 +281,9 @@ def _pairs(flat_reply: list[Any]) -> list[tuple[Any, Any]]:
 
 
 #: Replies whose order is the hash order in Redis and the byte order here.
-UNORDERED: Final = {b"keys", b"hkeys", b"hvals"}
+UNORDERED: Final = {
+    b"keys", b"hkeys", b"hvals", b"smembers", b"sinter", b"sunion", b"sdiff", b"spop",
+}  # fmt: skip
 UNORDERED_PAIRS: Final = {b"hgetall"}
 
 
@@ -294,6 +340,11 @@ SEED = [
     (0, [b"mset", b"a", b"1", b"b", b"abc", b"k:1", b"10"]),
     (0, [b"expire", b"b", b"500"]),
     (1, [b"mset", b"a", b"x", b"k:2", b"2.5"]),
+    (0, [b"hset", b"h1", b"f", b"1", b"g", b"abc", b"h:1", b"1.5"]),
+    (0, [b"sadd", b"s1", b"m", b"n", b"1", b"-5"]),
+    (0, [b"sadd", b"s2", b"n", b"1", b"long member"]),
+    (1, [b"hset", b"h2", b"n", b"10"]),
+    (1, [b"sadd", b"s1", b"m", b""]),
 ]
 
 
@@ -313,9 +364,10 @@ def compare(redis: RawRedis, ours: Driver, steps: list[tuple[int, list[bytes]]])
         if name == b"scan":
             mine = _scan_all(our_call, args)
             theirs = _scan_all(lambda argv: redis.call(*argv), args)
-        elif name in (b"hscan",):
-            mine = _scan_all(our_call, args, 2, pairs=True)
-            theirs = _scan_all(lambda argv: redis.call(*argv), args, 2, pairs=True)
+        elif name in (b"hscan", b"sscan"):
+            pairs = name == b"hscan"
+            mine = _scan_all(our_call, args, 2, pairs=pairs)
+            theirs = _scan_all(lambda argv: redis.call(*argv), args, 2, pairs=pairs)
         else:
             theirs = redis.call(*args)
             mine = our_call(args)
@@ -331,6 +383,17 @@ def compare(redis: RawRedis, ours: Driver, steps: list[tuple[int, list[bytes]]])
         elif name == b"hrandfield" and isinstance(theirs, bytes):
             assert isinstance(mine, bytes), f"{context}: ours {mine!r} redis {theirs!r}"
             assert mine in our_call([b"hkeys", args[1]]), context
+        elif name == b"srandmember" and (
+            isinstance(theirs, bytes) or (theirs and theirs[0] != "error")
+        ):
+            members = set(our_call([b"smembers", args[1]]))
+            if isinstance(theirs, bytes):
+                assert isinstance(mine, bytes) and mine in members, f"{context}: {mine!r}"
+            else:
+                assert isinstance(mine, list) and len(mine) == len(theirs), f"{context}: {mine!r}"
+                assert set(mine) <= members, context
+                if int(args[2]) > 0:
+                    assert len(set(mine)) == len(mine), context
         elif name == b"randomkey":
             assert (mine is None) == (theirs is None), f"{context}: {mine!r} / {theirs!r}"
             if mine is not None:
@@ -352,6 +415,9 @@ def compare(redis: RawRedis, ours: Driver, steps: list[tuple[int, list[bytes]]])
             if their_type == b"hash":
                 mine_all = normalize(ours.call([b"hgetall", k], db, now))
                 assert _pairs(mine_all) == _pairs(redis.call("HGETALL", k)), k
+            elif their_type == b"set":
+                mine_all = normalize(ours.call([b"smembers", k], db, now))
+                assert sorted(mine_all) == sorted(redis.call("SMEMBERS", k)), k
             else:
                 assert normalize(ours.call([b"get", k], db, now)) == redis.call("GET", k)
 
@@ -385,7 +451,9 @@ def test_every_generated_command_is_known() -> None:
         b"ttl", b"pttl", b"expiretime", b"pexpiretime", b"persist",
         b"hset", b"hmset", b"hsetnx", b"hget", b"hmget", b"hgetall", b"hdel", b"hexists",
         b"hlen", b"hkeys", b"hvals", b"hstrlen", b"hincrby", b"hincrbyfloat", b"hrandfield",
-        b"hscan",
+        b"hscan", b"sadd", b"srem", b"smembers", b"sismember", b"smismember", b"scard", b"spop",
+        b"srandmember", b"smove", b"sinter", b"sunion", b"sdiff", b"sinterstore", b"sunionstore",
+        b"sdiffstore", b"sintercard", b"sscan",
     }  # fmt: skip
     assert {n.decode() for n in generated} | {"flushall"} == handled
     assert all(lookup(n) is not None for n in generated)
@@ -399,7 +467,7 @@ def _queueable(args: list[bytes]) -> bool:
         spec is not None
         and spec.handler is not None
         and spec.arity_ok(len(args))
-        and spec.name not in ("scan", "randomkey", "hscan", "hrandfield")
+        and spec.name not in ("scan", "randomkey", "hscan", "hrandfield", "sscan", "srandmember")
     )
 
 

@@ -19,7 +19,6 @@ from respkv.resp.replies import OK, ErrorReply, PairsReply
 
 from . import collection, errors
 from .collection import Collection
-from .keyspace import parse_scan_cursor, parse_scan_options
 from .layout import T_HASH
 from .numbers import (
     LLONG_MAX,
@@ -29,6 +28,7 @@ from .numbers import (
     parse_int,
     parse_long_double,
 )
+from .scanning import scan_command
 
 if TYPE_CHECKING:
     from .commands import Handler, Prepare
@@ -116,29 +116,6 @@ def hvals(sm: StateMachine, argv: list[bytes], db: Db, now: int) -> Any:
 
 def hscan(sm: StateMachine, argv: list[bytes], db: Db, now: int) -> Any:
     return scan_command(sm, argv, db, now, T_HASH, values=True)
-
-
-def scan_command(
-    sm: StateMachine, argv: list[bytes], db: Db, now: int, code: int, *, values: bool
-) -> Any:
-    """HSCAN/SSCAN/ZSCAN key cursor [MATCH p] [COUNT n], in Redis's order of checks: the
-    cursor, then a missing key (an empty scan, options unchecked), WRONGTYPE, the options."""
-    cursor = parse_scan_cursor(argv[2])
-    if cursor is None:
-        return errors.INVALID_CURSOR
-    c = collection.open_read(sm, db, argv[1], now, code)
-    if c is None:
-        return [b"0", []]
-    if isinstance(c, ErrorReply):
-        return c
-    options = parse_scan_options(argv, 3, allow_type=False)
-    if isinstance(options, ErrorReply):
-        return options
-    count, pattern, _ = options
-    last, items = collection.scan(c, sm.cursor_position(cursor, db), count, pattern, values=values)
-    if last is None:
-        return [b"0", items]
-    return [str(sm.new_cursor(db, last)).encode(), items]
 
 
 def hrandfield(sm: StateMachine, argv: list[bytes], db: Db, now: int) -> Any:

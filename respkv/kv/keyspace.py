@@ -20,6 +20,7 @@ from . import collection, errors
 from .glob import compile_pattern, literal_prefix
 from .layout import EXPIRE_FLAG, I64, T_STRING, TYPE_NAMES, prefix_end, with_expire
 from .numbers import INT_MAX, INT_MIN, LLONG_MAX, LLONG_MIN, parse_int
+from .scanning import parse_scan_cursor, parse_scan_options
 
 if TYPE_CHECKING:
     from .commands import Handler, Prepare
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 
 _TYPE_REPLIES: Final = {code: SimpleString(name) for code, name in TYPE_NAMES.items()}
 _NONE: Final = SimpleString(b"none")
-_ULONG_MAX: Final = (1 << 64) - 1
 _SECONDS_LIMIT: Final = LLONG_MAX // 1000  # C: LLONG_MAX / 1000
 _SECONDS_LOWER: Final = -(-LLONG_MIN // 1000)  # C: LLONG_MIN / 1000 (truncates toward 0)
 
@@ -82,59 +82,6 @@ def keys(sm: StateMachine, argv: list[bytes], db: Db, now: int) -> Any:
         if (match is None or match(key)) and _alive(rec, now):
             out.append(key)
     return out
-
-
-def parse_scan_cursor(arg: bytes) -> int | None:
-    """strtoul(arg, 10) as Redis's parseScanCursorOrReply accepts it, or None."""
-    if arg and arg[0] in b" \t\n\v\f\r":
-        return None
-    text = _c_string(arg)
-    if not text:
-        return 0
-    negative = False
-    if text[0] in b"+-":
-        negative = text[0] == 45
-        text = text[1:]
-    if not text or not text.isdigit():
-        return None
-    text = text.lstrip(b"0") or b"0"
-    if len(text) > 20:
-        return None
-    value = int(text)
-    if value > _ULONG_MAX:
-        return None
-    return (-value) & _ULONG_MAX if negative else value
-
-
-def parse_scan_options(
-    argv: list[bytes], start: int, *, allow_type: bool
-) -> tuple[int, bytes | None, bytes | None] | ErrorReply:
-    """Redis's scanGenericCommand options from ``argv[start:]``: (count, pattern, type name).
-
-    TYPE is SCAN's only (``allow_type``); HSCAN/SSCAN/ZSCAN answer a syntax error for it.
-    """
-    count = 10
-    pattern: bytes | None = None
-    type_name: bytes | None = None
-    i = start
-    n = len(argv)
-    while i < n:
-        opt = _c_string(argv[i]).lower()
-        if opt == b"count" and n - i >= 2:
-            value = parse_int(argv[i + 1])
-            if value is None:
-                return errors.NOT_INTEGER
-            if value < 1:
-                return errors.SYNTAX
-            count = value
-        elif opt == b"match" and n - i >= 2:
-            pattern = argv[i + 1]
-        elif opt == b"type" and allow_type and n - i >= 2:
-            type_name = _c_string(argv[i + 1]).lower()
-        else:
-            return errors.SYNTAX
-        i += 2
-    return count, pattern, type_name
 
 
 def scan(sm: StateMachine, argv: list[bytes], db: Db, now: int) -> Any:
