@@ -211,7 +211,6 @@ SET_COMMANDS = st.one_of(
 COMMAND = st.one_of(
     HASH_COMMANDS,
     SET_COMMANDS,
-    SET_COMMANDS,
     cmd(b"get", key),
     cmd(b"set", key, value, st.lists(set_option, max_size=3).map(flat)),
     cmd(b"setnx", key, value),
