@@ -1,23 +1,26 @@
 """The collection foundation (respkv.kv.collection): key record format, members through the
 batch overlay, size, deletion when empty, WRONGTYPE, COPY/RENAME/MOVE and garbage collection.
 
-The tests run their own code inside ``StateMachine.apply`` through a test-only internal
+Each test runs on MemoryBackend and on RocksDB. The tests run their own code inside ``StateMachine.apply`` through a test-only internal
 command (``#test``) registered in the appliers table, so no collection command is needed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from _kv_redis import Driver, normalize
 
 from respkv.kv import collection, commands, layout
+from respkv.kv.backend import Backend
 from respkv.kv.collection import Collection
 from respkv.kv.payload import encode_transaction
 from respkv.kv.statemachine import Db, StateMachine
 from respkv.resp.replies import ErrorReply
+from respkv.storage import Store
 
 NOW = 1_700_000_000_000
 T = layout.T_HASH
@@ -28,8 +31,8 @@ Step = Callable[[StateMachine, Db, int], Any]
 class Harness:
     """Runs Python steps inside apply: each step is one '#test' command of a payload."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.kv = Driver()
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, backend: Backend | None = None) -> None:
+        self.kv = Driver(backend=backend)
         self.steps: dict[bytes, Step] = {}
         monkeypatch.setitem(commands.APPLIERS, b"#test", self._run)
 
@@ -53,9 +56,18 @@ class Harness:
         return normalize(self.kv.call(list(args), db, now))
 
 
-@pytest.fixture
-def h(monkeypatch: pytest.MonkeyPatch) -> Harness:
-    return Harness(monkeypatch)
+@pytest.fixture(params=["memory", "rocksdb"])
+def h(
+    monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Harness]:
+    if request.param == "memory":
+        yield Harness(monkeypatch)
+        return
+    store = Store.open(tmp_path / "db", 1)
+    try:
+        yield Harness(monkeypatch, store.keyspace)
+    finally:
+        store.close()
 
 
 def add_members(key: bytes, members: dict[bytes, bytes]) -> Step:
