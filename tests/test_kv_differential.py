@@ -1,6 +1,6 @@
 """Differential test: random command sequences on the state machine and on a real redis-server.
 
-Hypothesis draws sequences of string and key commands (errors included: bad numbers, bad
+Hypothesis draws sequences of string, key and collection commands (errors included: bad numbers, bad
 options, wrong arity, unknown commands) over a handful of keys and two databases, runs each
 command on both, and compares every reply. Normalised only where the two must differ:
 
@@ -8,7 +8,10 @@ command on both, and compares every reply. Normalised only where the two must di
   agree within a small tolerance. Relative expiries are drawn hundreds of seconds away from
   absolute ones, and GT/LT are only used with absolute times, so no comparison is a near-tie.
 * KEYS order (Redis: hash order, ours: key order), SCAN (run to completion, the sets compared),
-  RANDOMKEY (both must answer a key of the db, or both nil).
+  RANDOMKEY (both must answer a key of the db, or both nil); likewise HKEYS/HVALS/HGETALL
+  (compared sorted), HSCAN (to completion), HRANDFIELD (same shape, made of the hash's fields);
+  SMEMBERS/SINTER/SUNION/SDIFF (sorted), SSCAN, SRANDMEMBER (same shape, made of members).
+  SPOP is drawn only where its outcome is not random.
 * Keys are never left already-expired (SET EXAT in the past is unit-tested instead), so
   Redis's background expiry cannot make the two sides drift.
 """
@@ -18,7 +21,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Final
 
 import pytest
 from _kv_redis import Driver, RawRedis, normalize, redis_server
@@ -107,9 +110,9 @@ scan_options = st.lists(
     st.one_of(
         st.tuples(st.just(b"MATCH"), st.sampled_from(PATTERNS)).map(list),
         st.tuples(st.just(b"COUNT"), st.sampled_from([b"1", b"2", b"100", b"0", b"abc"])).map(list),
-        st.tuples(st.just(b"TYPE"), st.sampled_from([b"string", b"STRING", b"hash", b"x"])).map(
-            list
-        ),
+        st.tuples(
+            st.just(b"TYPE"), st.sampled_from([b"string", b"STRING", b"hash", b"set", b"x"])
+        ).map(list),
         opt([b"BOGUS"]),
     ),
     max_size=3,
@@ -120,7 +123,94 @@ copy_options = st.lists(
     max_size=2,
 ).map(flat)
 
+FIELDS = [b"f", b"g", b"h:1", b"", b"n"]
+field = st.sampled_from(FIELDS)
+field_values = st.lists(st.tuples(field, value).map(list), min_size=1, max_size=3).map(flat)
+hscan_options = st.lists(
+    st.one_of(
+        st.tuples(st.just(b"MATCH"), st.sampled_from([b"*", b"h*", b"?", b"[fg]"])).map(list),
+        st.tuples(st.just(b"COUNT"), st.sampled_from([b"1", b"2", b"100", b"0", b"abc"])).map(list),
+        opt([b"TYPE", b"hash"], [b"BOGUS"]),
+    ),
+    max_size=2,
+).map(flat)
+hrandfield_args = st.one_of(
+    st.just([]),
+    st.tuples(st.sampled_from([b"0", b"1", b"3", b"10", b"-1", b"-4", b"abc"])).map(list),
+    st.tuples(
+        st.sampled_from([b"2", b"-3", b"10", b"9223372036854775807"]),
+        st.sampled_from([b"WITHVALUES", b"withvalues", b"FOO"]),
+    ).map(list),
+)
+
+#: Keys of the collection commands: mostly their own, some shared with strings (WRONGTYPE).
+HASH_KEYS = [b"h1", b"h2", b"h1", b"h2", b"a", b"x\x00y"]
+hkey = st.sampled_from(HASH_KEYS)
+
+HASH_COMMANDS = st.one_of(
+    cmd(b"hset", hkey, field_values),
+    cmd(b"hset", hkey, field_values, field),  # odd: wrong arity
+    cmd(b"hmset", hkey, field_values),
+    cmd(b"hsetnx", hkey, field, value),
+    cmd(b"hget", hkey, field),
+    cmd(b"hmget", hkey, st.lists(field, min_size=1, max_size=3)),
+    cmd(b"hgetall", hkey),
+    cmd(b"hdel", hkey, st.lists(field, min_size=1, max_size=3)),
+    cmd(b"hexists", hkey, field),
+    cmd(b"hlen", hkey),
+    cmd(b"hkeys", hkey),
+    cmd(b"hvals", hkey),
+    cmd(b"hstrlen", hkey, field),
+    cmd(b"hincrby", hkey, field, integer),
+    cmd(b"hincrbyfloat", hkey, field, st.sampled_from(FLOATS + VALUES)),
+    cmd(b"hrandfield", hkey, hrandfield_args),
+    cmd(b"hscan", hkey, st.sampled_from([b"0", b"0", b"abc"]), hscan_options),
+)
+
+SET_KEYS = [b"s1", b"s2", b"s3", b"s1", b"s2", b"a", b"h1"]
+skey = st.sampled_from(SET_KEYS)
+MEMBERS = [b"m", b"n", b"1", b"-5", b"", b"x\x00y", b"long member"]
+member = st.sampled_from(MEMBERS)
+skeys = st.lists(skey, min_size=1, max_size=3)
+sscan_options = st.lists(
+    st.one_of(
+        st.tuples(st.just(b"MATCH"), st.sampled_from([b"*", b"m*", b"?", b"[1-9]"])).map(list),
+        st.tuples(st.just(b"COUNT"), st.sampled_from([b"1", b"3", b"0", b"abc"])).map(list),
+        opt([b"TYPE", b"set"], [b"BOGUS"]),
+    ),
+    max_size=2,
+).map(flat)
+
+SET_COMMANDS = st.one_of(
+    cmd(b"sadd", skey, st.lists(member, min_size=1, max_size=4)),
+    cmd(b"srem", skey, st.lists(member, min_size=1, max_size=3)),
+    cmd(b"smembers", skey),
+    cmd(b"sismember", skey, member),
+    cmd(b"smismember", skey, st.lists(member, min_size=1, max_size=3)),
+    cmd(b"scard", skey),
+    # Only SPOPs whose outcome is not random (everything, nothing, errors): a random pop would
+    # leave the two sides with different sets. Random pops are unit-tested.
+    cmd(b"spop", skey, st.sampled_from([[b"100"], [b"0"], [b"-1"], [b"x"], [b"100", b"1"]])),
+    cmd(b"srandmember", skey, st.sampled_from([[], [b"2"], [b"-3"], [b"0"], [b"100"], [b"x"]])),
+    cmd(b"smove", skey, skey, member),
+    cmd(b"sinter", skeys),
+    cmd(b"sunion", skeys),
+    cmd(b"sdiff", skeys),
+    cmd(b"sinterstore", skey, skeys),
+    cmd(b"sunionstore", skey, skeys),
+    cmd(b"sdiffstore", skey, skeys),
+    cmd(
+        b"sintercard",
+        st.sampled_from([b"1", b"2", b"3", b"0", b"x"]),
+        skeys,
+        st.sampled_from([[], [b"LIMIT", b"1"], [b"limit", b"0"], [b"LIMIT", b"-1"], [b"FOO"]]),
+    ),
+    cmd(b"sscan", skey, st.sampled_from([b"0", b"0", b"abc"]), sscan_options),
+)
+
 COMMAND = st.one_of(
+    HASH_COMMANDS,
+    SET_COMMANDS,
     cmd(b"get", key),
     cmd(b"set", key, value, st.lists(set_option, max_size=3).map(flat)),
     cmd(b"setnx", key, value),
@@ -185,37 +275,75 @@ def _tolerant(name: bytes, ours: Any, theirs: Any) -> bool:
     return bool(ours == theirs)
 
 
+def _pairs(flat_reply: list[Any]) -> list[tuple[Any, Any]]:
+    return sorted(zip(flat_reply[::2], flat_reply[1::2], strict=True))
+
+
+#: Replies whose order is the hash order in Redis and the byte order here.
+UNORDERED: Final = {
+    b"keys", b"hkeys", b"hvals", b"smembers", b"sinter", b"sunion", b"sdiff", b"spop",
+}  # fmt: skip
+UNORDERED_PAIRS: Final = {b"hgetall"}
+
+
 def check_reply(name: bytes, mine: Any, theirs: Any, context: str) -> None:
     if name in (b"ttl", b"pttl", b"expiretime", b"pexpiretime"):
         assert _tolerant(name, mine, theirs), f"{context}: ours {mine!r} redis {theirs!r}"
-    elif name == b"keys" and isinstance(theirs, list):
+    elif name in UNORDERED and isinstance(theirs, list):
         assert isinstance(mine, list), context
         assert sorted(mine) == sorted(theirs), f"{context}: ours {mine!r} redis {theirs!r}"
+    elif name in UNORDERED_PAIRS and isinstance(theirs, list):
+        assert isinstance(mine, list), context
+        assert _pairs(mine) == _pairs(theirs), f"{context}: ours {mine!r} redis {theirs!r}"
     else:
         assert mine == theirs, f"{context}: ours {mine!r} redis {theirs!r}"
 
 
-def _scan_all(call: Any, args: list[bytes]) -> Any:
-    """Run SCAN to the end from cursor args[1]; the set of keys, or the first error."""
-    first = call(args)
-    if not isinstance(first, list):
-        return first
-    seen = set(first[1])
-    cursor = first[0]
+def _scan_all(call: Any, args: list[bytes], at: int = 1, pairs: bool = False) -> Any:
+    """Run SCAN (HSCAN...: the cursor at ``at``) to the end; the set of keys (of (field, value)
+    pairs if ``pairs``), or the first error."""
+    seen: set[Any] = set()
+    cursor = args[at]
     rounds = 0
-    while cursor != b"0":
+    while True:
+        reply = call([*args[:at], cursor, *args[at + 1 :]])
+        if not isinstance(reply, list):
+            return reply
+        items = reply[1]
+        seen |= set(zip(items[::2], items[1::2], strict=True)) if pairs else set(items)
+        cursor = reply[0]
+        if cursor == b"0":
+            return sorted(seen)
         rounds += 1
         assert rounds < 1000, "SCAN does not terminate"
-        reply = call([args[0], cursor, *args[2:]])
-        seen |= set(reply[1])
-        cursor = reply[0]
-    return sorted(seen)
+
+
+def _check_random_fields(
+    context: str, args: list[bytes], mine: Any, theirs: Any, hgetall: dict[bytes, bytes]
+) -> None:
+    """HRANDFIELD: the same shape as Redis's reply, made of the hash's fields (and values)."""
+    if not isinstance(theirs, list) or not theirs:
+        assert mine == theirs, f"{context}: ours {mine!r} redis {theirs!r}"
+        return
+    assert isinstance(mine, list) and len(mine) == len(theirs), f"{context}: {mine!r} {theirs!r}"
+    withvalues = len(args) == 4
+    fields = mine[::2] if withvalues else mine
+    assert set(fields) <= set(hgetall), context
+    if withvalues:
+        assert all(hgetall[f] == v for f, v in zip(mine[::2], mine[1::2], strict=True)), context
+    if int(args[2]) > 0:
+        assert len(set(fields)) == len(fields), context
 
 
 SEED = [
     (0, [b"mset", b"a", b"1", b"b", b"abc", b"k:1", b"10"]),
     (0, [b"expire", b"b", b"500"]),
     (1, [b"mset", b"a", b"x", b"k:2", b"2.5"]),
+    (0, [b"hset", b"h1", b"f", b"1", b"g", b"abc", b"h:1", b"1.5"]),
+    (0, [b"sadd", b"s1", b"m", b"n", b"1", b"-5"]),
+    (0, [b"sadd", b"s2", b"n", b"1", b"long member"]),
+    (1, [b"hset", b"h2", b"n", b"10"]),
+    (1, [b"sadd", b"s1", b"m", b""]),
 ]
 
 
@@ -235,12 +363,36 @@ def compare(redis: RawRedis, ours: Driver, steps: list[tuple[int, list[bytes]]])
         if name == b"scan":
             mine = _scan_all(our_call, args)
             theirs = _scan_all(lambda argv: redis.call(*argv), args)
+        elif name in (b"hscan", b"sscan"):
+            pairs = name == b"hscan"
+            mine = _scan_all(our_call, args, 2, pairs=pairs)
+            theirs = _scan_all(lambda argv: redis.call(*argv), args, 2, pairs=pairs)
         else:
             theirs = redis.call(*args)
             mine = our_call(args)
         context = f"db {db}: {args!r}"
-        if name in (b"ttl", b"pttl", b"expiretime", b"pexpiretime", b"keys"):
+        if name in (b"ttl", b"pttl", b"expiretime", b"pexpiretime") or name in (
+            UNORDERED | UNORDERED_PAIRS
+        ):
             check_reply(name, mine, theirs, context)
+        elif name == b"hrandfield" and len(args) > 2:
+            everything = our_call([b"hgetall", args[1]])
+            hgetall = dict(zip(everything[::2], everything[1::2], strict=True))
+            _check_random_fields(context, args, mine, theirs, hgetall)
+        elif name == b"hrandfield" and isinstance(theirs, bytes):
+            assert isinstance(mine, bytes), f"{context}: ours {mine!r} redis {theirs!r}"
+            assert mine in our_call([b"hkeys", args[1]]), context
+        elif name == b"srandmember" and (
+            isinstance(theirs, bytes) or (theirs and theirs[0] != "error")
+        ):
+            members = set(our_call([b"smembers", args[1]]))
+            if isinstance(theirs, bytes):
+                assert isinstance(mine, bytes) and mine in members, f"{context}: {mine!r}"
+            else:
+                assert isinstance(mine, list) and len(mine) == len(theirs), f"{context}: {mine!r}"
+                assert set(mine) <= members, context
+                if int(args[2]) > 0:
+                    assert len(set(mine)) == len(mine), context
         elif name == b"randomkey":
             assert (mine is None) == (theirs is None), f"{context}: {mine!r} / {theirs!r}"
             if mine is not None:
@@ -257,7 +409,16 @@ def compare(redis: RawRedis, ours: Driver, steps: list[tuple[int, list[bytes]]])
         theirs_keys = sorted(redis.call("KEYS", "*"))
         assert sorted(normalize(ours.call([b"keys", b"*"], db, now))) == theirs_keys
         for k in theirs_keys:
-            assert normalize(ours.call([b"get", k], db, now)) == redis.call("GET", k)
+            their_type = redis.call("TYPE", k)
+            assert normalize(ours.call([b"type", k], db, now)) == their_type, k
+            if their_type == b"hash":
+                mine_all = normalize(ours.call([b"hgetall", k], db, now))
+                assert _pairs(mine_all) == _pairs(redis.call("HGETALL", k)), k
+            elif their_type == b"set":
+                mine_all = normalize(ours.call([b"smembers", k], db, now))
+                assert sorted(mine_all) == sorted(redis.call("SMEMBERS", k)), k
+            else:
+                assert normalize(ours.call([b"get", k], db, now)) == redis.call("GET", k)
 
 
 @settings(
@@ -287,6 +448,11 @@ def test_every_generated_command_is_known() -> None:
         b"type", b"keys", b"scan", b"rename", b"renamenx", b"copy", b"move", b"randomkey",
         b"dbsize", b"flushdb", b"swapdb", b"expire", b"pexpire", b"expireat", b"pexpireat",
         b"ttl", b"pttl", b"expiretime", b"pexpiretime", b"persist",
+        b"hset", b"hmset", b"hsetnx", b"hget", b"hmget", b"hgetall", b"hdel", b"hexists",
+        b"hlen", b"hkeys", b"hvals", b"hstrlen", b"hincrby", b"hincrbyfloat", b"hrandfield",
+        b"hscan", b"sadd", b"srem", b"smembers", b"sismember", b"smismember", b"scard", b"spop",
+        b"srandmember", b"smove", b"sinter", b"sunion", b"sdiff", b"sinterstore", b"sunionstore",
+        b"sdiffstore", b"sintercard", b"sscan",
     }  # fmt: skip
     assert {n.decode() for n in generated} | {"flushall"} == handled
     assert all(lookup(n) is not None for n in generated)
@@ -300,7 +466,7 @@ def _queueable(args: list[bytes]) -> bool:
         spec is not None
         and spec.handler is not None
         and spec.arity_ok(len(args))
-        and spec.name not in ("scan", "randomkey")
+        and spec.name not in ("scan", "randomkey", "hscan", "hrandfield", "sscan", "srandmember")
     )
 
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from respkv.resp.replies import ErrorReply, SetReply, SimpleString
 
-from . import errors, keyspace, strings
+from . import errors, hashes, keyspace, sets, strings
 from ._redis_commands import REDIS_COMMANDS
 
 if TYPE_CHECKING:
@@ -150,6 +150,8 @@ def _spec_from_row(row: tuple[Any, ...]) -> CommandSpec:
 _IMPLEMENTATIONS: dict[str, tuple[Handler, Prepare | None]] = {
     **strings.IMPLEMENTATIONS,
     **keyspace.IMPLEMENTATIONS,
+    **hashes.IMPLEMENTATIONS,
+    **sets.IMPLEMENTATIONS,
 }
 
 #: Every command respkv knows, by lowercase name.

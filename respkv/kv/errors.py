@@ -28,6 +28,18 @@ INVALID_CURSOR: Final = _resp.INVALID_CURSOR
 wrong_arity = _resp.wrong_arity
 invalid_expire = _resp.invalid_expire_time
 
+HASH_VALUE_NOT_INTEGER: Final = _resp.HASH_VALUE_NOT_INTEGER
+HASH_VALUE_NOT_FLOAT: Final = _resp.HASH_VALUE_NOT_FLOAT
+VALUE_OUT_OF_RANGE_POSITIVE: Final = _resp.VALUE_OUT_OF_RANGE_POSITIVE
+VALUE_NAN_OR_INFINITY: Final = ErrorReply("ERR value is NaN or Infinity")
+VALUE_OUT_OF_RANGE: Final = ErrorReply("ERR value is out of range")
+#: getRangeLongFromObjectOrReply(-LONG_MAX, LONG_MAX) (HRANDFIELD, SRANDMEMBER), Redis's words.
+COUNT_OUT_OF_RANGE: Final = ErrorReply(
+    "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807"
+)
+NUMKEYS_NOT_POSITIVE: Final = ErrorReply("ERR numkeys should be greater than 0")
+NUMKEYS_TOO_MANY: Final = ErrorReply("ERR Number of keys can't be greater than number of args")
+LIMIT_NEGATIVE: Final = ErrorReply("ERR LIMIT can't be negative")
 DECR_OVERFLOW: Final = ErrorReply("ERR decrement would overflow")
 SAME_OBJECT: Final = ErrorReply("ERR source and destination objects are the same")
 INVALID_FIRST_DB: Final = ErrorReply("ERR invalid first DB index")

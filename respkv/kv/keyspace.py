@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Any, Final
 
 from respkv.resp.replies import OK, ErrorReply, SimpleString
 
-from . import errors
+from . import collection, errors
 from .glob import compile_pattern, literal_prefix
 from .layout import EXPIRE_FLAG, I64, T_STRING, TYPE_NAMES, prefix_end, with_expire
 from .numbers import INT_MAX, INT_MIN, LLONG_MAX, LLONG_MIN, parse_int
+from .scanning import parse_scan_cursor, parse_scan_options
 
 if TYPE_CHECKING:
     from .commands import Handler, Prepare
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 
 _TYPE_REPLIES: Final = {code: SimpleString(name) for code, name in TYPE_NAMES.items()}
 _NONE: Final = SimpleString(b"none")
-_ULONG_MAX: Final = (1 << 64) - 1
 _SECONDS_LIMIT: Final = LLONG_MAX // 1000  # C: LLONG_MAX / 1000
 _SECONDS_LOWER: Final = -(-LLONG_MIN // 1000)  # C: LLONG_MIN / 1000 (truncates toward 0)
 
@@ -84,53 +84,14 @@ def keys(sm: StateMachine, argv: list[bytes], db: Db, now: int) -> Any:
     return out
 
 
-def parse_scan_cursor(arg: bytes) -> int | None:
-    """strtoul(arg, 10) as Redis's parseScanCursorOrReply accepts it, or None."""
-    if arg and arg[0] in b" \t\n\v\f\r":
-        return None
-    text = _c_string(arg)
-    if not text:
-        return 0
-    negative = False
-    if text[0] in b"+-":
-        negative = text[0] == 45
-        text = text[1:]
-    if not text or not text.isdigit():
-        return None
-    text = text.lstrip(b"0") or b"0"
-    if len(text) > 20:
-        return None
-    value = int(text)
-    if value > _ULONG_MAX:
-        return None
-    return (-value) & _ULONG_MAX if negative else value
-
-
 def scan(sm: StateMachine, argv: list[bytes], db: Db, now: int) -> Any:
     cursor = parse_scan_cursor(argv[1])
     if cursor is None:
         return errors.INVALID_CURSOR
-    count = 10
-    pattern: bytes | None = None
-    type_name: bytes | None = None
-    i = 2
-    n = len(argv)
-    while i < n:
-        opt = _c_string(argv[i]).lower()
-        if opt == b"count" and n - i >= 2:
-            value = parse_int(argv[i + 1])
-            if value is None:
-                return errors.NOT_INTEGER
-            if value < 1:
-                return errors.SYNTAX
-            count = value
-        elif opt == b"match" and n - i >= 2:
-            pattern = argv[i + 1]
-        elif opt == b"type" and n - i >= 2:
-            type_name = _c_string(argv[i + 1]).lower()
-        else:
-            return errors.SYNTAX
-        i += 2
+    options = parse_scan_options(argv, 2, allow_type=True)
+    if isinstance(options, ErrorReply):
+        return options
+    count, pattern, type_name = options
     match = compile_pattern(pattern) if pattern is not None else None
     start = sm.cursor_position(cursor, db)
     stop: bytes | None = None
@@ -311,12 +272,12 @@ def persist(sm: StateMachine, argv: list[bytes], db: Db, stamp: int) -> Any:
 # -- RENAME / COPY / MOVE -------------------------------------------------------------------------
 
 
-def _copy_record(sm: StateMachine, rec: bytes) -> bytes | ErrorReply:
-    """A record for an independent copy of the value ``rec`` holds."""
+def _copy_record(sm: StateMachine, db: Db, key: bytes, rec: bytes) -> bytes:
+    """A record for an independent copy of the value ``rec`` holds (a collection's members
+    are copied under a new version)."""
     if rec[0] & 0x7F == T_STRING:
         return rec
-    # Collections (a later layer) must copy their members under a new version.
-    return ErrorReply("ERR COPY of this type is not supported yet")
+    return collection.copy_record(sm, db, key, rec)
 
 
 def _rename(nx: bool) -> Handler:
@@ -390,9 +351,7 @@ def copy(sm: StateMachine, argv: list[bytes], db: Db, stamp: int) -> Any:
     existing = sm.lookup_write(dst_db, dst, stamp)
     if existing is not None and not replace:
         return 0
-    new = _copy_record(sm, rec)
-    if isinstance(new, ErrorReply):
-        return new
+    new = _copy_record(sm, db, src, rec)
     if existing is not None:
         sm.delete(dst_db, dst, existing)
     sm.put(dst_db, dst, new, None)

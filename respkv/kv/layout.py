@@ -17,11 +17,14 @@ Records (key -> value)
                                  unix ms as 8 big-endian bytes (always > 0), so an
                                  active-expiry cycle reads the keys with ``when < now`` of each
                                  db from the front of one range, never scanning all keys.
-    ``c version member``      -> member data of a collection (hash, list, set, zset: a later
-                                 layer). ``version`` (u64) is unique for the whole store and
-                                 kept in the collection's key record, so RENAME/MOVE/SWAPDB
-                                 move only the key record, and DEL/overwrite drop the key
-                                 record and leave the members to the garbage collector.
+    ``c version member``      -> member data of a collection (hash, list, set, zset; see
+                                 ``respkv.kv.collection``). ``version`` (u64) is unique for
+                                 the whole store and kept in the collection's key record, so
+                                 RENAME/MOVE/SWAPDB move only the key record, and
+                                 DEL/overwrite/expiry drop the key record and leave the
+                                 members to the garbage collector. ``member`` is the type's
+                                 member key (a hash's field, a set's member), so a
+                                 collection's members are contiguous and in byte order.
     ``g version``             -> b"" : members of this version are garbage.
     ``\\x00dbmap``             -> u32 next physical id, then u32 physical id per logical db.
                                  Absent until the first SWAPDB/FLUSH: db i -> physical id i.
@@ -34,8 +37,14 @@ Records (key -> value)
 Key record value
     byte 0: type code, with bit 0x80 set when an expiry follows;
     [8 bytes: absolute expiry, unix ms, signed big-endian] when bit 0x80 is set;
-    then, for a string, the raw bytes of the value; for a collection (later): u64 version,
-    u64 size, type-specific metadata.
+    then, for a string, the raw bytes of the value; for a collection:
+
+        version:u64  size:u64  changes:u64  type-specific metadata...
+
+    ``size`` is the number of members (HLEN, SCARD); ``changes`` counts the modifying
+    commands applied to the collection, so a changed member always changes the key record's
+    bytes (WATCH compares them). An empty collection has no key record: like Redis, removing
+    the last member deletes the key.
 
 A string without expiry is therefore ``b"s" + value``: GET is one lookup, one comparison and one
 slice.

@@ -520,6 +520,52 @@ class StateMachine:
         self._overlay[layout.META_VERSION] = packed
         return packed
 
+    def put_raw(self, rkey: bytes, value: bytes | None) -> None:
+        """Write (None: delete) one record by its full backend key, in the batch overlay.
+
+        For a collection's member records; key records go through ``put``/``delete``.
+        """
+        if not self._in_apply:
+            raise RuntimeError("put_raw outside apply")
+        self._overlay[rkey] = value
+
+    def iterate_raw(
+        self, lo: bytes, hi: bytes | None, *, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """(backend key, value) with lo <= key < hi (hi None: no bound), in key order
+        (descending if ``reverse``), the batch overlay merged in: reads inside a batch or a
+        transaction see its earlier writes, deleted records included.
+        """
+        items = self._backend.iterate(lo, hi, reverse=reverse)
+        if not self._overlay:
+            yield from items
+            return
+        pending = sorted(
+            ((k, v) for k, v in self._overlay.items() if k >= lo and (hi is None or k < hi)),
+            reverse=reverse,
+        )
+        if not pending:
+            yield from items
+            return
+        i = 0
+        n = len(pending)
+        for rkey, rec in items:
+            while i < n and (pending[i][0] > rkey if reverse else pending[i][0] < rkey):
+                k, v = pending[i]
+                i += 1
+                if v is not None:
+                    yield k, v
+            if i < n and pending[i][0] == rkey:
+                v = pending[i][1]
+                i += 1
+                if v is not None:
+                    yield rkey, v
+                continue
+            yield rkey, rec
+        for k, v in pending[i:]:
+            if v is not None:
+                yield k, v
+
     def iterate_keys(
         self, db: Db, start: bytes = b"", stop: bytes | None = None
     ) -> Iterator[tuple[bytes, bytes]]:
@@ -527,40 +573,13 @@ class StateMachine:
         lo = db.data + start
         hi = db.data_end if stop is None else db.data + stop
         cut = len(db.data)
-        items = self._backend.iterate(lo, hi)
-        if not self._overlay:
-            for rkey, rec in items:
-                yield rkey[cut:], rec
-            return
-        # Merge the batch overlay (reads inside a transaction must see its earlier writes).
-        pending = sorted(
-            (k, v) for k, v in self._overlay.items() if k >= lo and (hi is None or k < hi)
-        )
-        i = 0
-        for rkey, rec in items:
-            while i < len(pending) and pending[i][0] < rkey:
-                k, v = pending[i]
-                i += 1
-                if v is not None:
-                    yield k[cut:], v
-            if i < len(pending) and pending[i][0] == rkey:
-                v = pending[i][1]
-                i += 1
-                if v is not None:
-                    yield rkey[cut:], v
-                continue
+        for rkey, rec in self.iterate_raw(lo, hi):
             yield rkey[cut:], rec
-        for k, v in pending[i:]:
-            if v is not None:
-                yield k[cut:], v
 
     def iterate_keys_reverse(self, db: Db) -> Iterator[tuple[bytes, bytes]]:
         """(key, record) of ``db`` in descending key order, expired included."""
-        if self._overlay:
-            yield from reversed(list(self.iterate_keys(db)))
-            return
         cut = len(db.data)
-        for rkey, rec in self._backend.iterate(db.data, db.data_end, reverse=True):
+        for rkey, rec in self.iterate_raw(db.data, db.data_end, reverse=True):
             yield rkey[cut:], rec
 
     # -- databases ------------------------------------------------------------------------------

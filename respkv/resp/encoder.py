@@ -27,6 +27,7 @@ from respkv.resp.replies import (
     QUEUED,
     ErrorReply,
     NullArray,
+    PairsReply,
     Push,
     Raw,
     SetReply,
@@ -150,6 +151,18 @@ def _encode_other(out: bytearray, value: object, protocol: int) -> None:
         _header(out, b"*" if protocol == 2 else b"~", len(value))
         for item in value:
             encode_into(out, item, protocol)
+    elif isinstance(value, PairsReply):
+        if protocol == 2:
+            _header(out, b"*", 2 * len(value))
+            for a, b in value:
+                encode_into(out, a, protocol)
+                encode_into(out, b, protocol)
+        else:
+            _header(out, b"*", len(value))
+            for a, b in value:
+                out += b"*2\r\n"
+                encode_into(out, a, protocol)
+                encode_into(out, b, protocol)
     elif isinstance(value, Push):
         _header(out, b"*" if protocol == 2 else b">", len(value.items))
         for item in value.items:

@@ -28,6 +28,11 @@ class SetReply(list):  # type: ignore[type-arg]
     """A set: RESP3 set type, RESP2 array. A list subclass so order stays deterministic."""
 
 
+class PairsReply(list):  # type: ignore[type-arg]
+    """(a, b) pairs: RESP2 one flat array a1 b1 a2 b2..., RESP3 an array of 2-element arrays
+    (HRANDFIELD ... WITHVALUES, ZRANGE ... WITHSCORES)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Push:
     """Out-of-band message (pub/sub): RESP3 push, RESP2 array."""
