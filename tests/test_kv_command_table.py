@@ -31,6 +31,7 @@ SERVER_SIDE = [
     "cluster",
     "readonly",
     "readwrite",
+    "asking",
 ]
 KV_COMMANDS = [
     "get",
