@@ -10,6 +10,7 @@ default-configuration test start their own.
 
 from __future__ import annotations
 
+import random
 import re
 import shutil
 import socket
@@ -24,7 +25,7 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
-from respkv_proc import Cluster, control_client, stable_port, wait_until
+from respkv_proc import Cluster, control_client, wait_until
 
 from respkv.server.cluster_face import redis_node_id
 
@@ -127,7 +128,7 @@ def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[int]
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed")
     workdir = tmp_path_factory.mktemp("redis-cluster")
-    ports = [stable_port() for _ in range(3)]  # the bus port (+10000) must fit too
+    ports = _redis_ports(3)
     procs = []
     try:
         for port in ports:
@@ -150,8 +151,8 @@ def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[int]
                         "--dir",
                         str(workdir),
                     ],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
+                    stdout=(workdir / f"redis-{port}.log").open("ab"),
+                    stderr=subprocess.STDOUT,
                 )
             )
         clients = [wait_until(lambda p=p: _ping(p), 20, f"redis-server on {p}") for p in ports]
@@ -191,6 +192,25 @@ def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[int]
             proc.wait(10)
 
 
+def _redis_ports(count: int) -> list[int]:
+    """Free ports whose cluster bus port (+10000) is free too, both below the ephemeral range
+    (so that no outbound connection takes them meanwhile)."""
+    rng = random.Random()
+    ports: list[int] = []
+    while len(ports) < count:
+        port = rng.randrange(10000, 22000)
+        if port in ports:
+            continue
+        try:
+            for candidate in (port, port + 10000):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        ports.append(port)
+    return ports
+
+
 def _ping(port: int) -> redis.Redis | None:
     r = control_client(port)
     return r if r.ping() else None
@@ -203,9 +223,25 @@ def group(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     try:
         cluster.start()
         cluster.wait_leader(timeout=30)
+        wait_connected(cluster)
         yield cluster
     finally:
         cluster.close()
+
+
+def wait_connected(cluster: Cluster) -> None:
+    """Until every node reaches every other over the peer channel (until then CLUSTER SLOTS
+    leaves out the replicas it cannot reach)."""
+
+    def connected() -> bool:
+        for i in cluster.ids:
+            with control_client(cluster.port(i)) as r:
+                lines = r.execute_command("CLUSTER", "NODES").decode().splitlines()
+            if len(lines) != len(cluster.ids) or any("disconnected" in line for line in lines):
+                return False
+        return True
+
+    wait_until(connected, 30, "every node to reach every other")
 
 
 def leader_of(cluster: Cluster) -> int:
@@ -490,6 +526,7 @@ def test_redis_cluster_writes_survive_a_leader_kill(tmp_path: Path) -> None:
     with Cluster(tmp_path / "failover", 3, cluster_extra=REDIRECT) as cluster:
         cluster.start()
         old = leader_of(cluster)
+        wait_connected(cluster)
         survivors = followers(cluster, old)
         rc = RedisCluster(
             host="127.0.0.1",
@@ -599,9 +636,11 @@ def test_a_learner_is_a_syncing_replica_that_clients_do_not_read_from(tmp_path: 
                 def nodes(r: redis.Redis = r) -> dict[str, str] | None:
                     lines = r.execute_command("CLUSTER", "NODES").decode().splitlines()
                     parsed = {m["id"]: m["flags"] for m in map(NODE_LINE.match, lines) if m}
-                    return parsed if len(parsed) == 2 else None
+                    settled = len(parsed) == 2 and "fail?" not in "".join(parsed.values())
+                    return parsed if settled else None
 
-                flags = wait_until(nodes, 30, f"node {node} to list the learner")
+                # Listed (and fail?) as soon as the membership has it, until the peers connect.
+                flags = wait_until(nodes, 30, f"node {node} to list the learner, connected")
                 me = "myself," if node == 2 else ""
                 assert flags[learner_id] == f"{me}slave,nofailover"
                 assert flags[leader_id] == ("myself,master" if node == 1 else "master")
