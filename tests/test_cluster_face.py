@@ -25,7 +25,7 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
-from respkv_proc import Cluster, control_client, wait_until
+from respkv_proc import Cluster, RespkvProcess, control_client, stable_port, wait_until
 
 from respkv.server.cluster_face import redis_node_id
 
@@ -651,3 +651,24 @@ def test_a_learner_is_a_syncing_replica_that_clients_do_not_read_from(tmp_path: 
                 assert health == {leader_id: b"online", learner_id: b"loading"}
                 info = r.execute_command("CLUSTER", "INFO").decode()
                 assert "cluster_known_nodes:2" in info and "cluster_state:ok" in info
+
+
+def test_a_node_advertises_its_configured_client_address(tmp_path: Path) -> None:
+    """A node's own ``client_address`` in initial_cluster (NAT, a 0.0.0.0 bind) is what it
+    advertises for itself, as the other members do for it."""
+    port, peer_port = stable_port(), stable_port()
+    members = Cluster.initial_cluster_toml({1: (f"127.0.0.1:{peer_port}", f"localhost:{port}")})
+    with RespkvProcess(tmp_path, 1, port=port, peer_port=peer_port, cluster=members) as node:
+        node.start()
+        with control_client(port) as r:
+            wait_until(
+                lambda: r.execute_command("CLUSTER", "INFO").startswith(b"cluster_state:ok"),
+                20,
+                "a leader",
+            )
+            (_, _, master), *_ = r.execute_command("CLUSTER", "SLOTS")
+            assert master[:2] == [b"localhost", port]
+            assert (
+                r.execute_command("CLUSTER", "NODES").split()[1]
+                == f"localhost:{port}@{peer_port}".encode()
+            )
