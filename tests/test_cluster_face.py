@@ -447,22 +447,23 @@ def test_redis_cli_c_follows_moved_from_a_follower(group: Cluster) -> None:
 # --- RedisCluster -----------------------------------------------------------------------------
 
 
-def test_redis_cluster_client_bootstraps_from_every_node(group: Cluster) -> None:
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_redis_cluster_client_bootstraps_from_every_node(group: Cluster, protocol: int) -> None:
     leader = leader_of(group)
     for i in group.ids:
-        rc = RedisCluster(host="127.0.0.1", port=group.port(i), socket_timeout=10)
+        rc = RedisCluster(
+            host="127.0.0.1", port=group.port(i), socket_timeout=10, protocol=protocol
+        )
         try:
-            primary = rc.get_default_node()
-            assert primary.port == group.port(leader)
+            assert rc.get_node_from_key("any").port == group.port(leader)
             assert sorted(n.port for n in rc.get_replicas()) == sorted(
                 group.port(f) for f in followers(group, leader)
             )
-            for n in range(20):
-                assert rc.set(f"boot{i}:{n}", f"{i}-{n}") is True
-            assert rc.mget_nonatomic([f"boot{i}:{n}" for n in range(20)]) == [
-                f"{i}-{n}".encode() for n in range(20)
-            ]
-            assert rc.incr(f"boot-counter{i}") == 1
+            keys = [f"boot{protocol}:{i}:{n}" for n in range(20)]
+            for n, key in enumerate(keys):
+                assert rc.set(key, f"{i}-{n}") is True
+            assert rc.mget_nonatomic(keys) == [f"{i}-{n}".encode() for n in range(20)]
+            assert rc.incr(f"boot-counter{protocol}:{i}") == 1
         finally:
             rc.close()
 
