@@ -50,6 +50,9 @@ class ClusterConfig:
     cluster_secret: str = ""
     # "forward": a follower forwards writes to the leader; "moved": it answers -MOVED.
     follower_writes: str = "forward"
+    # "serve": a follower answers reads (linearizable); "moved": it answers -MOVED to
+    # connections that did not send READONLY, as a Redis Cluster replica does.
+    follower_reads: str = "serve"
     auto_promote: bool = True
     # Peer address of any member of a running cluster: a new node joins it as a learner.
     join: str = ""
@@ -293,6 +296,8 @@ def _validate(config: Config) -> None:
         _parse_address(c.join, f"{source}: [cluster] join")
     if c.follower_writes not in ("forward", "moved"):
         raise ConfigError(f'{source}: [cluster] follower_writes must be "forward" or "moved"')
+    if c.follower_reads not in ("serve", "moved"):
+        raise ConfigError(f'{source}: [cluster] follower_reads must be "serve" or "moved"')
     if not 0 <= s.port < 65536:
         raise ConfigError(f"{source}: [server] port must be between 0 and 65535")
     if not 1 <= s.databases <= 1024:

@@ -20,6 +20,7 @@ from netproxy import NetProxy
 from redis.crc import key_slot
 from respkv_proc import Cluster, control_client, free_port, wait_until
 
+from respkv.server.cluster_face import redis_node_id
 from respkv.sim.linearizability import History, Kind
 
 pytestmark = pytest.mark.integration
@@ -262,8 +263,10 @@ def test_cluster_status_myid_and_info(make_cluster) -> None:
     applied = cluster.wait_caught_up(timeout=30)
     for i in cluster.ids:
         r = cluster.client(i)
-        assert r.execute_command("CLUSTER", "MYID") == f"{i:040x}".encode()
         status = r.execute_command("CLUSTER", "STATUS")
+        # Redis Cluster node ids: 40 hex digits from the cluster id and the node id.
+        redis_id = redis_node_id(status[b"cluster_id"].decode(), i)
+        assert r.execute_command("CLUSTER", "MYID") == redis_id.encode()
         assert status[b"node_id"] == i
         assert status[b"role"] == (b"leader" if i == leader else b"follower")
         assert status[b"leader_id"] == leader
@@ -280,7 +283,10 @@ def test_cluster_status_myid_and_info(make_cluster) -> None:
                 assert member[b"match_index"] == applied
         info = r.execute_command("CLUSTER", "INFO").decode()
         assert "cluster_state:ok" in info
-    assert redis_cli(cluster.port(leader), "CLUSTER", "MYID") == f"{leader:040x}"
+    leader_id = redis_node_id(
+        cluster.client(leader).execute_command("CLUSTER", "STATUS")[b"cluster_id"].decode(), leader
+    )
+    assert redis_cli(cluster.port(leader), "CLUSTER", "MYID") == leader_id
 
 
 # --- configuration ------------------------------------------------------------------------------

@@ -24,6 +24,8 @@ def test_defaults_need_no_file() -> None:
     assert (config.server.bind, config.server.port) == ("127.0.0.1", 6379)
     assert config.single_node and config.data_dir == Path("data/node1")
     assert config.raft.fsync and config.raft.read_consistency == "linearizable"
+    # Followers serve every client themselves unless configured like Redis Cluster replicas.
+    assert (config.cluster.follower_writes, config.cluster.follower_reads) == ("forward", "serve")
 
 
 @pytest.mark.parametrize("name", ["single-node", "node1", "node2", "node3", "n1", "n2", "n3"])
@@ -88,6 +90,7 @@ def test_env_then_overrides_win(tmp_path: Path) -> None:
             "unknown field 'colour'",
         ),
         ('[raft]\nread_consistency = "lease"\ncheck_quorum = false\n', "needs check_quorum"),
+        ('[cluster]\nfollower_reads = "redirect"\n', 'follower_reads must be "serve" or "moved"'),
         ("[raft]\nelection_timeout_ms = 100\nheartbeat_interval_ms = 100\n", "at least twice"),
         ("not toml at all [", "not valid TOML"),
     ],

@@ -42,6 +42,7 @@ SERVER_SIDE = [
     "punsubscribe",
     "publish",
     "pubsub",
+    "asking",
 ]
 KV_COMMANDS = [
     "get",

@@ -906,7 +906,7 @@ REDIS_COMMANDS: tuple[tuple[Any, ...], ...] = (('ping',
   ()))
 # fmt: on
 
-# COMMAND INFO cluster readonly readwrite, from the same live 7.0.15 server (cluster face).
+# COMMAND INFO cluster readonly readwrite asking, from the same live 7.0.15 server (cluster face).
 # fmt: off
 REDIS_COMMANDS += tuple([('cluster',
   -2,
@@ -1107,7 +1107,8 @@ REDIS_COMMANDS += tuple([('cluster',
     (),
     ()))),
  ('readonly', 1, ('loading', 'stale', 'fast'), 0, 0, 0, ('@fast', '@connection'), (), (), ()),
- ('readwrite', 1, ('loading', 'stale', 'fast'), 0, 0, 0, ('@fast', '@connection'), (), (), ())])
+ ('readwrite', 1, ('loading', 'stale', 'fast'), 0, 0, 0, ('@fast', '@connection'), (), (), ()),
+ ('asking', 1, ('fast',), 0, 0, 0, ('@fast', '@connection'), (), (), ())])
 # fmt: on
 
 # COMMAND INFO of the transaction and pub/sub commands, from the same live 7.0.15 server.

@@ -100,11 +100,17 @@ class Server:
         )
         data_dir.parent.mkdir(parents=True, exist_ok=True)
         new = not data_dir.exists()
-        client_address = f"{config.server.bind}:{config.server.port}"
+        # Where clients reach this node (MOVED, CLUSTER SLOTS): this node's client_address in
+        # initial_cluster when given (e.g. behind NAT, or bound to 0.0.0.0), else bind:port.
+        me = config.me()
+        client_address = (
+            me.client_address
+            if me is not None and me.client_address
+            else f"{config.server.bind}:{config.server.port}"
+        )
         join_target = config.join_target()
         joining = new and bool(join_target)
         if joining:
-            me = config.me()
             cluster_id, leader, outcome = await join_cluster(
                 config.cluster.node_id,
                 join_target,
@@ -150,7 +156,6 @@ class Server:
             max_inflight_messages=raft.max_inflight_messages,
             snapshot_chunk_bytes=raft.snapshot_chunk_bytes,
         )
-        me = config.me()
         members = [
             Member(
                 NodeId(m.id),

@@ -98,6 +98,9 @@ class ClusterLink:
         self._status_handle: asyncio.TimerHandle | None = None
         self._leaderless_since: float | None = time.monotonic()
         self._leader = NodeId(0)
+        # The last leader this node knew (0: none yet): the master of the Redis Cluster face
+        # while no leader is known.
+        self.last_leader = NodeId(0)
         self._election_timeout = config.raft.election_timeout_ms / 1000
         self._waiting_writes: list[tuple[float, list[bytes], int, int, Callable[[Any], None]]] = []
         self._waiting_timer: asyncio.TimerHandle | None = None
@@ -209,6 +212,8 @@ class ClusterLink:
     def _soft_state_changed(self, leader: NodeId, role: Role, term: Term) -> None:
         previous = self._leader
         self._leader = leader
+        if leader:
+            self.last_leader = leader
         self._leaderless_since = None if leader else time.monotonic()
         if previous and previous != leader and previous != self.identity.node_id:
             # Writes still queued for the old leader go to the new one instead.

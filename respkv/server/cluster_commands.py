@@ -1,17 +1,26 @@
-"""CLUSTER: respkv's admin view of the Raft group, and the standard Redis Cluster subcommands."""
+"""CLUSTER: respkv's admin view of the Raft group, and the standard Redis Cluster subcommands.
+
+The Redis Cluster ones (SLOTS, SHARDS, NODES, INFO, MYID, REPLICAS, KEYSLOT, COUNTKEYSINSLOT,
+GETKEYSINSLOT) present the group as one shard: see ``cluster_face``. Those that manage slots or
+a Redis Cluster's own membership (ADDSLOTS, MEET, RESET, ...) make no sense for one Raft group
+that always owns every slot, and answer an error that says what to use instead.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from respkv.config import ConfigError, parse_address
-from respkv.resp.replies import ErrorReply, SimpleString, Verbatim
+from respkv.kv.layout import EXPIRE_FLAG, I64
+from respkv.resp.replies import ErrorReply, SimpleString
 
-from .commands import Deferred
+from . import cluster_face
+from .commands import Deferred, parse_int
 from .runtime import parse_member_context
-from .slots import key_slot
+from .slots import SLOTS, key_slot
 
 if TYPE_CHECKING:
     from .app import Server
@@ -28,14 +37,147 @@ def cluster_command(server: Server, conn: ClientConnection, argv: list[bytes]) -
     return handler(server, conn, argv)
 
 
+def _arity_error(argv: list[bytes]) -> ErrorReply:
+    sub = argv[1].decode(errors="replace").lower()
+    return ErrorReply(f"ERR wrong number of arguments for 'cluster|{sub}' command")
+
+
 def _myid(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
-    return f"{server.config.cluster.node_id:040x}".encode()
+    if len(argv) != 2:
+        return _arity_error(argv)
+    cluster = server.cluster
+    assert cluster is not None
+    return cluster_face.redis_node_id(cluster.cluster_id, server.config.cluster.node_id).encode()
 
 
 def _keyslot(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
     if len(argv) != 3:
-        return ErrorReply("ERR wrong number of arguments for 'cluster|keyslot' command")
+        return _arity_error(argv)
     return key_slot(argv[2])
+
+
+def _slots(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
+    if len(argv) != 2:
+        return _arity_error(argv)
+    return cluster_face.slots_reply(cluster_face.topology(server))
+
+
+def _shards(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
+    if len(argv) != 2:
+        return _arity_error(argv)
+    return cluster_face.shards_reply(cluster_face.topology(server))
+
+
+def _nodes(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
+    if len(argv) != 2:
+        return _arity_error(argv)
+    return cluster_face.nodes_reply(cluster_face.topology(server))
+
+
+def _replicas(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
+    """REPLICAS (or SLAVES) <node id>."""
+    if len(argv) != 3:
+        return _arity_error(argv)
+    topo = cluster_face.topology(server)
+    node = topo.by_id(argv[2])
+    if node is None:
+        return ErrorReply(f"ERR Unknown node {argv[2].decode(errors='replace')}")
+    if not node.master:
+        return ErrorReply("ERR The specified node is not a master")
+    return cluster_face.replicas_reply(topo, node)
+
+
+def _info(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
+    """Redis Cluster's fields only (respkv's own view is CLUSTER STATUS and INFO raft)."""
+    if len(argv) != 2:
+        return _arity_error(argv)
+    runtime = server.runtime
+    assert runtime is not None
+    topo = cluster_face.topology(server)
+    return cluster_face.info_reply(topo, len(runtime.conf_state.members))
+
+
+# --- keys in a slot --------------------------------------------------------------------------
+
+#: Keys examined per event loop turn by COUNTKEYSINSLOT/GETKEYSINSLOT (a few milliseconds).
+SLOT_SCAN_KEYS_PER_TURN = 5000
+
+
+def _slot_arg(raw: bytes) -> int | ErrorReply:
+    value = parse_int(raw)
+    if value is None:
+        return ErrorReply("ERR value is not an integer or out of range")
+    return value
+
+
+def _countkeysinslot(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
+    if len(argv) != 3:
+        return _arity_error(argv)
+    slot = _slot_arg(argv[2])
+    if isinstance(slot, ErrorReply):
+        return slot
+    if not 0 <= slot < SLOTS:
+        return ErrorReply("ERR Invalid slot")
+    return _scan_slot(server, conn.db, slot, None)
+
+
+def _getkeysinslot(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
+    if len(argv) != 4:
+        return _arity_error(argv)
+    slot, count = _slot_arg(argv[2]), _slot_arg(argv[3])
+    for value in (slot, count):
+        if isinstance(value, ErrorReply):
+            return value
+    assert isinstance(slot, int) and isinstance(count, int)
+    if not 0 <= slot < SLOTS or count < 0:
+        return ErrorReply("ERR Invalid slot or number of keys")
+    if count == 0:
+        return []
+    return _scan_slot(server, conn.db, slot, count)
+
+
+def _scan_slot(server: Server, db_index: int, slot: int, limit: int | None) -> Deferred:
+    """The keys of ``slot`` in this node's local state (the count when ``limit`` is None, else
+    up to ``limit`` key names), found by scanning the database in key order.
+
+    There is no per-slot index (keeping one would cost every write that creates or deletes a
+    key a second record): each call reads the database's keys, a slice per loop turn so that
+    other clients and Raft keep running, until it has ``limit`` keys or reached the end. Keys
+    whose expiry has passed are not counted.
+    """
+
+    def start(done: Callable[[Any], None]) -> None:
+        loop = asyncio.get_running_loop()
+        found: list[bytes] = []
+        count = 0
+        start_key = b""
+
+        def step() -> None:
+            nonlocal count, start_key
+            sm = server.state_machine
+            if sm is None:
+                done(ErrorReply("ERR the server is restarting"))
+                return
+            now = time.time_ns() // 1_000_000
+            for seen, (key, record) in enumerate(sm.iterate_keys(sm.db(db_index), start_key), 1):
+                if key_slot(key) == slot and (
+                    not record[0] & EXPIRE_FLAG or now <= I64.unpack_from(record, 1)[0]
+                ):
+                    count += 1
+                    if limit is not None:
+                        found.append(key)
+                        if len(found) >= limit:
+                            done(found)
+                            return
+                if seen >= SLOT_SCAN_KEYS_PER_TURN:
+                    start_key = key + b"\x00"  # the first key after this one
+                    loop.call_soon(step)
+                    return
+            done(found if limit is not None else count)
+
+        step()
+
+    return Deferred(start)
 
 
 def _status(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
@@ -77,26 +219,6 @@ def _status(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
         b"last_index": status.last_index,
         b"members": members,
     }
-
-
-def _info(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
-    runtime = server.runtime
-    assert runtime is not None
-    ok = bool(runtime.leader)
-    voters = len(runtime.conf_state.voters)
-    lines = [
-        f"cluster_state:{'ok' if ok else 'fail'}",
-        "cluster_slots_assigned:16384",
-        f"cluster_slots_ok:{16384 if ok else 0}",
-        "cluster_slots_pfail:0",
-        f"cluster_slots_fail:{0 if ok else 16384}",
-        f"cluster_known_nodes:{len(runtime.conf_state.members)}",
-        "cluster_size:1",
-        f"cluster_current_epoch:{runtime.term}",
-        f"cluster_my_epoch:{runtime.term}",
-        f"raft_voters:{voters}",
-    ]
-    return Verbatim(b"txt", ("\r\n".join(lines) + "\r\n").encode())
 
 
 def _on_leader(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
@@ -148,13 +270,29 @@ def _join(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
     return Deferred(start)
 
 
+_NOT_HERE = (
+    "respkv is one Raft group that owns all 16384 slots on every node: slots cannot be "
+    "assigned or moved, and members are managed with CLUSTER JOIN, REMOVE, PROMOTE and "
+    "FAILOVER (see CLUSTER HELP)"
+)
+
+
+def _unsupported(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
+    sub = argv[1].decode(errors="replace").upper()
+    return ErrorReply(f"ERR CLUSTER {sub} is not supported: {_NOT_HERE}")
+
+
 def _help(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
     return [
         b"CLUSTER <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
         b"STATUS -- this node's view of the Raft group (role, term, leader, indices, members).",
-        b"MYID -- this node's id.",
+        b"MYID -- this node's Redis Cluster id (40 hex digits).",
         b"INFO -- cluster state, Redis Cluster style.",
+        b"SLOTS, SHARDS, NODES -- the group as one Redis Cluster shard owning every slot.",
+        b"REPLICAS <node-id> -- the master's replicas, as CLUSTER NODES lines.",
         b"KEYSLOT <key> -- the hash slot of a key.",
+        b"COUNTKEYSINSLOT <slot> -- keys of a slot on this node (scans the database).",
+        b"GETKEYSINSLOT <slot> <count> -- up to <count> keys of a slot (scans the database).",
         b"JOIN <host:port> -- an empty node joins the cluster of the member at that peer address.",
         b"REMOVE <id> -- remove a member (the leader hands over first when it is the one).",
         b"PROMOTE <id> -- promote a learner to voter (when auto_promote is off).",
@@ -165,6 +303,13 @@ def _help(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
 _SUBCOMMANDS = {
     b"myid": _myid,
     b"keyslot": _keyslot,
+    b"slots": _slots,
+    b"shards": _shards,
+    b"nodes": _nodes,
+    b"replicas": _replicas,
+    b"slaves": _replicas,
+    b"countkeysinslot": _countkeysinslot,
+    b"getkeysinslot": _getkeysinslot,
     b"status": _status,
     b"info": _info,
     b"help": _help,
@@ -173,3 +318,21 @@ _SUBCOMMANDS = {
     b"promote": _on_leader,
     b"failover": _on_leader,
 }
+for _name in (
+    "addslots",
+    "addslotsrange",
+    "delslots",
+    "delslotsrange",
+    "flushslots",
+    "setslot",
+    "meet",
+    "forget",
+    "replicate",
+    "reset",
+    "saveconfig",
+    "bumpepoch",
+    "set-config-epoch",
+    "count-failure-reports",
+    "links",
+):
+    _SUBCOMMANDS[_name.encode()] = _unsupported

@@ -214,6 +214,13 @@ def readwrite(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
     return OK
 
 
+@command("asking")
+def asking(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
+    """A no-op: ASKING only matters for a slot being migrated, and no slot ever is here (a
+    client only sends it after an -ASK redirect, which respkv never sends)."""
+    return OK
+
+
 # --- CLIENT ----------------------------------------------------------------------------------
 
 

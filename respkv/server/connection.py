@@ -83,7 +83,6 @@ class ClientConnection(asyncio.BufferedProtocol):
         self.lib_name = b""
         self.lib_version = b""
         self.readonly = False  # READONLY: serve reads from local state
-        self.cluster_aware = False  # a Redis Cluster client: followers answer -MOVED
         self.addr = "?"
         self.laddr = "?"
         self.created_at = 0.0

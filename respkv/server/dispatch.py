@@ -38,6 +38,9 @@ class Dispatcher:
         self.handlers = dict(server_commands.HANDLERS)
         self.handlers[b"command"] = command_command
         self.handlers[b"cluster"] = cluster_command
+        # Redis Cluster replica behaviour: a follower redirects keyed reads of connections
+        # that did not send READONLY to the leader.
+        self.moved_reads = server.config.cluster.follower_reads == "moved"
 
     def new_connection(self) -> ClientConnection:
         return ClientConnection(self)
@@ -116,6 +119,11 @@ class Dispatcher:
         if kind == 0:  # READONLY: the local state, no round trip
             conn.reply_now(state_machine.read(argv, db, time.time_ns() // 1_000_000))
             return
+        if self.moved_reads and not runtime.is_leader and runtime.leader:
+            keys = spec.key_positions(len(argv))
+            if keys and server.cluster is not None:  # keyless commands are never redirected
+                conn.reply_now(server.cluster.moved(key_slot(argv[keys[0]])))
+                return
         slots: list[Any] = []
 
         def run_read(result: Any) -> None:
@@ -135,7 +143,7 @@ class Dispatcher:
     ) -> None:
         cluster = self.server.cluster
         assert cluster is not None
-        if self.server.config.cluster.follower_writes == "moved" or conn.cluster_aware:
+        if self.server.config.cluster.follower_writes == "moved":
             keys = spec.key_positions(len(argv))
             if keys:  # keyless commands are never redirected
                 conn.reply_now(cluster.moved(key_slot(argv[keys[0]])))

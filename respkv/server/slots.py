@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
+from binascii import crc_hqx
+
 SLOTS = 16384
 
 
-def _table() -> list[int]:
-    table = []
-    for byte in range(256):
-        crc = byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
-        table.append(crc & 0xFFFF)
-    return table
-
-
-_CRC16 = _table()
-
-
 def crc16(data: bytes) -> int:
-    crc = 0
-    for byte in data:
-        crc = ((crc << 8) & 0xFFFF) ^ _CRC16[((crc >> 8) ^ byte) & 0xFF]
-    return crc
+    """CRC16-CCITT (XMODEM: polynomial 0x1021, initial value 0), the one Redis Cluster uses."""
+    return crc_hqx(data, 0)
 
 
 def key_slot(key: bytes) -> int:
@@ -32,4 +19,4 @@ def key_slot(key: bytes) -> int:
         end = key.find(b"}", start + 1)
         if end != -1 and end != start + 1:
             key = key[start + 1 : end]
-    return crc16(key) % SLOTS
+    return crc_hqx(key, 0) % SLOTS
