@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import redis
 
 from tests._server_util import FAST_RAFT, RawConn, start_node, wait_until
 from tests.respkv_proc import RespkvProcess
@@ -90,3 +92,28 @@ def test_data_dir_of_another_node_is_refused(tmp_path: Path) -> None:
     assert "Traceback" not in log
     with pytest.raises(OSError):
         RawConn(second.port, timeout=1)
+
+
+@pytest.mark.integration
+def test_port_0_advertises_the_port_it_got(tmp_path: Path) -> None:
+    node = RespkvProcess(tmp_path)
+    text = node.config_path.read_text()
+    node.config_path.write_text(text.replace(f"port = {node.port}\n", "port = 0\n"))
+    node.start(wait=False)
+    try:
+        found: list[str] = []
+
+        def ready() -> bool:
+            found[:] = re.findall(r"ready to accept connections on 127\.0\.0\.1:(\d+)", node.log())
+            return bool(found)
+
+        wait_until(ready, timeout=20)
+        port = int(found[0])
+        assert port != 0
+        client = redis.Redis(port=port, socket_timeout=10)
+        (start, end, master) = client.execute_command("CLUSTER", "SLOTS")[0][:3]
+        assert (start, end) == (0, 16383)
+        assert master[:2] == [b"127.0.0.1", port]
+        client.close()
+    finally:
+        node.kill()

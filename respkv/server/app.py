@@ -7,6 +7,7 @@ import itertools
 import logging
 import shutil
 import signal
+import socket
 import time
 import uuid
 from dataclasses import dataclass, replace
@@ -75,19 +76,19 @@ class Server:
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self._start_node()
-        loop = asyncio.get_running_loop()
-        config = self.config
-        self._listener = await loop.create_server(
-            lambda: self.dispatcher.new_connection(),
-            config.server.bind,
-            config.server.port,
-            reuse_address=True,
-            backlog=1024,
-        )
-        sock = self._listener.sockets[0].getsockname()
-        self.port = sock[1]
-        log.info("ready to accept connections on %s:%d", sock[0], sock[1])
+        # Bound now (port 0 picks the port the node advertises), listening only once the
+        # node is ready: until then clients are refused, not left waiting.
+        sock = _bound_socket(self.config.server.bind, self.config.server.port)
+        try:
+            self.port = sock.getsockname()[1]
+            await self._start_node()
+            self._listener = await asyncio.get_running_loop().create_server(
+                lambda: self.dispatcher.new_connection(), sock=sock, backlog=1024
+            )
+        except BaseException:
+            sock.close()
+            raise
+        log.info("ready to accept connections on %s:%d", *sock.getsockname()[:2])
 
     async def _start_node(self) -> None:
         config = self.config
@@ -106,7 +107,7 @@ class Server:
         client_address = (
             me.client_address
             if me is not None and me.client_address
-            else f"{config.server.bind}:{config.server.port}"
+            else _advertised_address(config, self.port)
         )
         join_target = config.join_target()
         joining = new and bool(join_target)
@@ -327,3 +328,34 @@ class Server:
     def client_disconnected(self, client: ClientConnection) -> None:
         self.clients.pop(client.id, None)
         self.pubsub.remove(client)
+
+
+def _bound_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+def _advertised_address(config: Config, port: int) -> str:
+    """bind:port, unless bound to every interface: then the peer channel's host, which other
+    nodes already reach (a wildcard address in MOVED or CLUSTER SLOTS helps no client)."""
+    host = config.server.bind
+    if host in ("0.0.0.0", "::", ""):
+        peer_host = config.cluster.listen_address.rpartition(":")[0].strip("[]")
+        if peer_host in ("0.0.0.0", "::", ""):
+            log.warning(
+                "bound to %s with no client_address for this node: MOVED and CLUSTER SLOTS "
+                "will name %s; set client_address in its initial_cluster entry",
+                host,
+                host,
+            )
+        else:
+            host = peer_host
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
