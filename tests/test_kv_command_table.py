@@ -42,6 +42,8 @@ SERVER_SIDE = [
     "punsubscribe",
     "publish",
     "pubsub",
+    "slowlog",
+    "latency",
 ]
 KV_COMMANDS = [
     "get",
