@@ -68,6 +68,7 @@ class ServerConfig:
     proto_max_bulk_len: int = 512 * 1024 * 1024
     client_query_buffer_limit: int = 1024 * 1024 * 1024
     log_level: str = "info"
+    log_format: str = "text"  # or "json": one JSON object per line
     expiry_cycle_ms: int = 100  # how often the leader looks for expired keys to delete
 
 
@@ -90,11 +91,18 @@ class RaftSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    port: int = 0  # Prometheus metrics over HTTP on this port; 0: no metrics endpoint
+    bind: str = ""  # empty: the same address as [server] bind
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     raft: RaftSettings = field(default_factory=RaftSettings)
     source: str = "<defaults>"
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     @property
     def data_dir(self) -> Path:
@@ -132,6 +140,7 @@ _SECTIONS: dict[str, type] = {
     "cluster": ClusterConfig,
     "server": ServerConfig,
     "raft": RaftSettings,
+    "metrics": MetricsConfig,
 }
 
 
@@ -204,7 +213,9 @@ def _build(raw: dict[str, dict[str, Any]], source: str) -> Config:
         for key, value in values.items():
             _check_type(source, name, key, fields[key].type, value)
         sections[name] = cls(**values)
-    config = Config(sections["cluster"], sections["server"], sections["raft"], source)
+    config = Config(
+        sections["cluster"], sections["server"], sections["raft"], source, sections["metrics"]
+    )
     _validate(config)
     return config
 
@@ -304,6 +315,10 @@ def _validate(config: Config) -> None:
         raise ConfigError(f"{source}: [server] databases must be between 1 and 1024")
     if s.log_level.lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"{source}: [server] log_level must be debug, info, warning or error")
+    if s.log_format not in ("text", "json"):
+        raise ConfigError(f'{source}: [server] log_format must be "text" or "json"')
+    if not 0 <= config.metrics.port < 65536:
+        raise ConfigError(f"{source}: [metrics] port must be between 0 (off) and 65535")
     for key in ("maxclients", "proto_max_bulk_len", "client_query_buffer_limit", "expiry_cycle_ms"):
         if getattr(s, key) < 1:
             raise ConfigError(f"{source}: [server] {key} must be >= 1")

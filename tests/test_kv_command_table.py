@@ -43,6 +43,8 @@ SERVER_SIDE = [
     "publish",
     "pubsub",
     "asking",
+    "slowlog",
+    "latency",
 ]
 KV_COMMANDS = [
     "get",

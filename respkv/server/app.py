@@ -23,6 +23,7 @@ from respkv.storage import StorageError, Store
 from .cluster import ClusterLink, derived_cluster_id
 from .dispatch import Dispatcher
 from .join import join_cluster
+from .metrics import MetricsEndpoint, Observer
 from .pubsub import LEADER_CHANNEL, PubSub
 from .runtime import ClusterDown, NodeRuntime, member_context
 
@@ -40,6 +41,7 @@ class Stats:
     bytes_in: int = 0
     bytes_out: int = 0
     expired_keys: int = 0
+    forwarded_writes: int = 0  # client writes this node forwarded to the leader
 
 
 class Server:
@@ -49,6 +51,8 @@ class Server:
         self.run_id = uuid.uuid4().hex + uuid.uuid4().hex[:8]
         self.started_at = time.time()
         self.stats = Stats()
+        self.observer = Observer()  # per-command statistics, SLOWLOG, latency monitor
+        self.metrics = MetricsEndpoint(self)
         self.clients: dict[int, ClientConnection] = {}
         self._client_ids = itertools.count(1)
         self.requirepass = config.server.requirepass
@@ -88,6 +92,7 @@ class Server:
         except BaseException:
             sock.close()
             raise
+        self.metrics.start()
         log.info("ready to accept connections on %s:%d", *sock.getsockname()[:2])
 
     async def _start_node(self) -> None:
@@ -293,6 +298,7 @@ class Server:
         for client in list(self.clients.values()):
             client.kill()
         await self._stop_node()
+        self.metrics.stop()
         log.info("shut down cleanly")
         self._stopped.set()
 

@@ -65,6 +65,7 @@ class ClusterLink:
         self.state_machine = state_machine
         self.cluster_id = cluster_id
         self.client_address = client_address
+        self.forwards_served = 0  # requests other nodes forwarded here (metrics)
         cluster = config.cluster
         # Only nodes that bootstrapped one static cluster compare their initial_cluster lists
         # at the handshake; a node that joins (or joined) lists the cluster differently.
@@ -370,6 +371,7 @@ class ClusterLink:
                 responder.reply(request.request_id, encode(value, protocol))
 
         argv = list(request.argv)
+        self.forwards_served += 1
         if argv[:2] == [b"CLUSTER", b"REMOVED-NOTICE"]:
             self._removed_notice(argv, responder.peer_id, reply)
             return

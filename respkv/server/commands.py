@@ -225,33 +225,41 @@ def asking(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
 
 
 def client_info_line(server: Server, c: ClientConnection) -> bytes:
+    """One CLIENT LIST / CLIENT INFO line, with Redis 7.0's fields in Redis's order."""
     now = time.time()
+    qbuf = c.parser.buffered_bytes if hasattr(c.parser, "buffered_bytes") else 0
+    pending = len(c._out)
+    transport = c.transport
+    buffered = transport.get_write_buffer_size() if transport is not None else 0
+    argv_mem = sum(len(a) for a in c.cmd_argv) if c.cmd_argv else 0
+    multi_mem = sum(len(a) for argv, _ in c.multi for a in argv) if c.multi else 0
+    omem = pending + buffered
     fields = [
         f"id={c.id}",
         f"addr={c.addr}",
         f"laddr={c.laddr}",
-        "fd=-1",
+        f"fd={c.fd}",
         f"name={c.name.decode(errors='replace')}",
         f"age={int(now - c.created_at)}",
-        "idle=0",
+        f"idle={(time.perf_counter_ns() - c.cmd_started_ns) // 1_000_000_000}",
         "flags=" + _client_flags(c),
         f"db={c.db}",
         f"sub={len(c.channels)}",
         f"psub={len(c.patterns)}",
         "ssub=0",
         f"multi={-1 if c.multi is None else len(c.multi)}",
-        f"qbuf={c.parser.buffered_bytes if hasattr(c.parser, 'buffered_bytes') else 0}",
-        "qbuf-free=0",
-        "argv-mem=0",
-        "multi-mem=0",
+        f"qbuf={qbuf}",
+        f"qbuf-free={max(0, 65536 - qbuf)}",
+        f"argv-mem={argv_mem}",
+        f"multi-mem={multi_mem}",
         "rbs=65536",
-        "rbp=0",
-        "obl=0",
-        "oll=0",
-        "omem=0",
-        "tot-mem=0",
-        "events=r",
-        f"cmd={c.last_command.decode(errors='replace')}",
+        f"rbp={qbuf}",
+        f"obl={pending}",
+        f"oll={len(c._slots)}",
+        f"omem={omem}",
+        f"tot-mem={65536 + qbuf + argv_mem + multi_mem + omem}",
+        "events=r" + ("w" if pending or buffered else ""),
+        f"cmd={_command_name(c)}",
         f"user={c.user}",
         "redir=-1",
         f"resp={c.protocol}",
@@ -259,6 +267,20 @@ def client_info_line(server: Server, c: ClientConnection) -> bytes:
         f"lib-ver={c.lib_version.decode(errors='replace')}",
     ]
     return " ".join(fields).encode()
+
+
+def _command_name(c: ClientConnection) -> str:
+    """The last command as Redis names it: ``client|list`` for a subcommand, ``NULL`` before
+    the first."""
+    spec = c.cmd_spec
+    if spec is None:
+        return "NULL"
+    if spec.subcommands and len(c.cmd_argv) > 1:
+        sub = c.cmd_argv[1].decode(errors="replace").lower()
+        for s in spec.subcommands:
+            if s.name == f"{spec.name}|{sub}":
+                return s.name
+    return spec.name
 
 
 def _client_flags(c: ClientConnection) -> str:
@@ -398,6 +420,121 @@ def _client_kill(server: Server, conn: ClientConnection, argv: list[bytes]) -> A
 # --- server ----------------------------------------------------------------------------------
 
 
+# --- SLOWLOG and LATENCY ---------------------------------------------------------------------
+
+
+@command("slowlog")
+def slowlog(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
+    """SLOWLOG GET [count] | LEN | RESET | HELP. Durations are the time a command held the
+    event loop (as Redis's execution time): not the wait for replication and the fsync."""
+    observer = server.observer
+    if len(argv) < 2:
+        return ErrorReply("ERR wrong number of arguments for 'slowlog' command")
+    sub = argv[1].lower()
+    if sub == b"get" and len(argv) <= 3:
+        count = 10
+        if len(argv) == 3:
+            number = parse_int(argv[2])
+            if number is None:
+                return ErrorReply("ERR value is not an integer or out of range")
+            if number < -1:
+                return ErrorReply("ERR count should be greater than or equal to -1")
+            count = len(observer.slowlog) if number == -1 else number
+        return [list(entry) for entry in list(observer.slowlog)[:count]]
+    if sub == b"len" and len(argv) == 2:
+        return len(observer.slowlog)
+    if sub == b"reset" and len(argv) == 2:
+        observer.slowlog.clear()
+        return OK
+    if sub == b"help" and len(argv) == 2:
+        return [
+            b"SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            b"GET [<count>]",
+            b"    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+            b"    Entries are made of:",
+            b"    id, timestamp, time in microseconds, arguments array, client IP and port,",
+            b"    client name",
+            b"LEN",
+            b"    Return the length of the slowlog.",
+            b"RESET",
+            b"    Reset the slowlog.",
+            b"HELP",
+            b"    Prints this help.",
+        ]
+    if sub in (b"get", b"len", b"reset"):
+        return subcommand_arity(argv)
+    return unknown_subcommand(argv)
+
+
+@command("latency")
+def latency(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
+    """LATENCY LATEST | HISTORY event | RESET [event ...] | DOCTOR | HELP, with the events
+    respkv samples: ``command`` and ``fast-command`` (over ``latency-monitor-threshold``)."""
+    observer = server.observer
+    if len(argv) < 2:
+        return ErrorReply("ERR wrong number of arguments for 'latency' command")
+    sub = argv[1].lower()
+    events = observer.latency_events
+    if sub == b"latest" and len(argv) == 2:
+        return [
+            [name.encode(), e.samples[-1][0], e.samples[-1][1], e.max_ms]
+            for name, e in events.items()
+            if e.samples
+        ]
+    if sub == b"history" and len(argv) == 3:
+        found = events.get(argv[2].decode(errors="replace"))
+        return [] if found is None else [[ts, ms] for ts, ms in found.samples]
+    if sub == b"reset":
+        names = [a.decode(errors="replace") for a in argv[2:]] or list(events)
+        reset = 0
+        for name in names:
+            if events.pop(name, None) is not None:
+                reset += 1
+        return reset
+    if sub == b"doctor" and len(argv) == 2:
+        return Verbatim(b"txt", _latency_doctor(server).encode())
+    if sub == b"help" and len(argv) == 2:
+        return [
+            b"LATENCY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            b"DOCTOR",
+            b"    Return a human readable latency analysis report.",
+            b"HISTORY <event>",
+            b"    Return time-latency samples for the <event> class.",
+            b"LATEST",
+            b"    Return the latest latency samples for all events.",
+            b"RESET [<event> ...]",
+            b"    Reset latency data of one or more <event> classes.",
+            b"    (default: reset all data for all event classes)",
+            b"HELP",
+            b"    Prints this help.",
+        ]
+    if sub in (b"latest", b"history", b"doctor"):
+        return subcommand_arity(argv)
+    return unknown_subcommand(argv)
+
+
+def _latency_doctor(server: Server) -> str:
+    observer = server.observer
+    if not observer.latency_threshold_ms:
+        return (
+            "I'm sorry, Dave, I can't do that. Latency monitoring is disabled in this respkv "
+            'instance. You may use "CONFIG SET latency-monitor-threshold <milliseconds>." in '
+            "order to enable it.\n"
+        )
+    if not observer.latency_events:
+        return "Dave, no latency spike was observed during the lifetime of this respkv instance.\n"
+    lines = ["Dave, I have observed latency spikes in this respkv instance:\n"]
+    for number, (name, event) in enumerate(observer.latency_events.items(), 1):
+        values = [ms for _, ms in event.samples]
+        average = sum(values) // len(values)
+        lines.append(
+            f"{number}. {name}: {len(values)} latency spikes (average {average}ms, "
+            f"worst {event.max_ms}ms). Writes include replication and the fsync: see the "
+            "respkv_fsync_duration_seconds metric and SLOWLOG."
+        )
+    return "\n".join(lines) + "\n"
+
+
 @command("time")
 def time_(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
     now = time.time_ns() // 1000
@@ -462,7 +599,35 @@ def _parameters(
                 server.pubsub_output_limit = tuple(numbers)  # type: ignore[assignment]
         return None
 
+    observer = server.observer
+
+    def integer_setter(
+        apply: Callable[[int], None], low: int, high: int
+    ) -> Callable[[str], str | None]:
+        def setter(value: str) -> str | None:
+            number = parse_int(value.encode())
+            if number is None:
+                return "argument couldn't be parsed into an integer"
+            if not low <= number <= high:
+                return f"argument must be between {low} and {high} inclusive"
+            apply(number)
+            return None
+
+        return setter
+
     return {
+        "slowlog-log-slower-than": (
+            lambda: str(observer.slowlog_threshold_us),
+            integer_setter(observer.set_slowlog_threshold, -1, 2**63 - 1),
+        ),
+        "slowlog-max-len": (
+            lambda: str(observer.slowlog_max_len),
+            integer_setter(observer.set_slowlog_max_len, 0, 2**63 - 1),
+        ),
+        "latency-monitor-threshold": (
+            lambda: str(observer.latency_threshold_ms),
+            integer_setter(observer.set_latency_threshold, 0, 2**63 - 1),
+        ),
         "requirepass": (lambda: server.requirepass, set_password),
         "client-output-buffer-limit": (get_output_limits, set_output_limits),
         "maxclients": (lambda: str(server.maxclients), set_maxclients),
@@ -506,9 +671,6 @@ IGNORED_DEFAULTS = {
     "lazyfree-lazy-user-del": "no",
     "lazyfree-lazy-user-flush": "no",
     "notify-keyspace-events": "",
-    "slowlog-log-slower-than": "10000",
-    "slowlog-max-len": "128",
-    "latency-monitor-threshold": "0",
     "lua-time-limit": "5000",
     "busy-reply-threshold": "5000",
     "hz": "10",

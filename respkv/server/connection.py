@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -43,11 +44,13 @@ _MAX_IN_FLIGHT = 10_000  # commands per connection before we stop reading from i
 
 
 class _Slot:
-    __slots__ = ("protocol", "reply")
+    __slots__ = ("protocol", "reply", "spec", "started_ns")
 
     def __init__(self, protocol: int = 2) -> None:
         self.reply: bytes | None = None
         self.protocol = protocol  # as when the command arrived (a later HELLO may change it)
+        self.spec: CommandSpec | None = None  # a command's reply: timed when it completes
+        self.started_ns = 0
 
 
 class ClientConnection(asyncio.BufferedProtocol):
@@ -88,6 +91,12 @@ class ClientConnection(asyncio.BufferedProtocol):
         self.created_at = 0.0
         self.last_command = b"NULL"
         self.commands_processed = 0
+        # The command being dispatched (set by Dispatcher.dispatch): for timing and CLIENT LIST.
+        self.cmd_started_ns = time.perf_counter_ns()
+        self.cmd_argv: list[bytes] = []
+        self.cmd_spec: CommandSpec | None = None
+        self.deferred = False  # its reply comes later: timed by ``complete``
+        self.fd = -1
         # MULTI and pub/sub state (respkv.server.transactions, respkv.server.pubsub).
         self.intercept: Callable[[ClientConnection, list[bytes]], bool] | None = None
         self.multi: list[tuple[list[bytes], CommandSpec]] | None = None  # queued: in MULTI
@@ -105,6 +114,8 @@ class ClientConnection(asyncio.BufferedProtocol):
         sock = transport.get_extra_info("sockname")
         self.addr = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self.laddr = f"{sock[0]}:{sock[1]}" if isinstance(sock, tuple) else str(sock)
+        raw = transport.get_extra_info("socket")
+        self.fd = raw.fileno() if raw is not None else -1
         self.created_at = self.server.clock()
         if not self.server.client_connected(self):
             self._write_error("ERR max number of clients reached")
@@ -181,6 +192,10 @@ class ClientConnection(asyncio.BufferedProtocol):
     def reply_later(self, kind: int) -> _Slot:
         """Reserve the reply of the current command; fill it with ``complete``."""
         slot = _Slot(self.protocol)
+        if not self.deferred:  # the command's first deferred reply carries its timing
+            self.deferred = True
+            slot.spec = self.cmd_spec
+            slot.started_ns = self.cmd_started_ns
         self._slots.append(slot)
         self._in_flight += 1
         self._in_flight_kind = kind
@@ -188,6 +203,8 @@ class ClientConnection(asyncio.BufferedProtocol):
 
     def complete(self, slot: _Slot, value: Any) -> None:
         slot.reply = encode(value, slot.protocol)
+        if slot.spec is not None:
+            self.server.observer.reply_sent(slot.spec, time.perf_counter_ns() - slot.started_ns)
         self._in_flight -= 1
         slots = self._slots
         out = self._out

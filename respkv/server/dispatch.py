@@ -8,6 +8,7 @@ enters the Raft log.
 from __future__ import annotations
 
 import time
+from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
 from respkv.kv import commands as kv_commands
@@ -69,11 +70,29 @@ class Dispatcher:
         kind: int,
         spec: kv_commands.CommandSpec | None,
     ) -> None:
-        server = self.server
-        server.stats.commands_processed += 1
+        """Run one command. ``server.observer`` gets the time it held the loop (SLOWLOG) and
+        its time until the reply (at once, or from ``conn.complete`` for a later reply)."""
+        started = perf_counter_ns()
+        conn.cmd_started_ns = started
         if spec is None:
+            self.server.stats.commands_processed += 1
             conn.reply_now(unknown_command(argv))
             return
+        conn.cmd_argv = argv
+        conn.cmd_spec = spec
+        conn.deferred = False
+        self._dispatch(conn, argv, kind, spec)
+        self.server.observer.command_done(conn, argv, spec, started, conn.deferred)
+
+    def _dispatch(
+        self,
+        conn: ClientConnection,
+        argv: list[bytes],
+        kind: int,
+        spec: kv_commands.CommandSpec,
+    ) -> None:
+        server = self.server
+        server.stats.commands_processed += 1
         conn.last_command = spec.name_bytes
         if not spec.arity_ok(len(argv)):
             conn.reply_now(spec.arity_error)
@@ -143,6 +162,7 @@ class Dispatcher:
     ) -> None:
         cluster = self.server.cluster
         assert cluster is not None
+        self.server.stats.forwarded_writes += 1
         if self.server.config.cluster.follower_writes == "moved":
             keys = spec.key_positions(len(argv))
             if keys:  # keyless commands are never redirected

@@ -17,7 +17,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,9 @@ from respkv.storage import (
     read_chunk,
     write_chunk,
 )
+from respkv.storage.progress import ProgressLog
 from respkv.storage.snapshot import snapshot_file_name
+from respkv.storage.writer import LatencyHistogram
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,19 @@ class _Proposal:
     term: Term
     done: Done
     deadline: float
+
+
+@dataclass(slots=True)
+class SnapshotStats:
+    """Snapshot transfers, for metrics. A transfer is sent once its last chunk was read for a
+    follower, received once installed; durations run from the first chunk."""
+
+    sent: int = 0
+    received: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    send_duration: LatencyHistogram = field(default_factory=LatencyHistogram)
+    receive_duration: LatencyHistogram = field(default_factory=LatencyHistogram)
 
 
 def member_context(peer_address: str, client_address: str, status: str = "active") -> bytes:
@@ -154,6 +169,21 @@ class NodeRuntime:
         self._export: tuple[SnapshotMeta, Path] | None = None  # the last snapshot exported
         self._export_task: asyncio.Task[None] | None = None
         self.snapshot_bytes_sent = 0
+        self.snapshot_stats = SnapshotStats()
+        self._export_size = 0
+        # Progress of snapshots being sent (by snapshot index) and received (one at a time).
+        self._sending: dict[Index, ProgressLog] = {}
+        self._receiving: ProgressLog | None = None
+        # Replaying committed entries after a restart: progress until the recovered commit.
+        self._recovery: ProgressLog | None = None
+        self._recovery_from = self._recovery_target = Index(0)
+        commit, applied = state.hard_state.commit, state.applied
+        if commit > applied and self._recovered:
+            self._recovery = ProgressLog(log, "replaying the log", commit - applied, "entries")
+            self._recovery_from, self._recovery_target = applied, commit
+            log.info(
+                "replaying %d committed entries (%d..%d)", commit - applied, applied + 1, commit
+            )
         # Token bucket for snapshot streaming (0: unlimited), refilled with elapsed time.
         self._snapshot_rate = snapshot_rate_bytes_s
         self._snapshot_tokens = float(snapshot_rate_bytes_s)
@@ -163,6 +193,7 @@ class NodeRuntime:
 
     def _load_state(self, members: list[Member], joining: bool) -> PersistedState:
         loaded = self.store.log.load()
+        self._recovered = not loaded.is_new  # a restart: committed entries may wait for apply
         if loaded.is_new:
             if joining or not members:
                 state = joiner_state()
@@ -386,6 +417,13 @@ class NodeRuntime:
             else:
                 commands.append((entry.index, entry.data))
         replies = self.state_machine.apply(commands)
+        if self._recovery is not None:
+            last = rd.committed_entries[-1].index
+            if last >= self._recovery_target:
+                self._recovery.finish(last - self._recovery_from)
+                self._recovery = None
+            else:
+                self._recovery.update(last - self._recovery_from)
         proposals = self._proposals
         if not proposals:
             return
@@ -539,6 +577,7 @@ class NodeRuntime:
         finally:
             self._export_task = None
         old, self._export = self._export, (meta, path)
+        self._export_size = path.stat().st_size
         log.info(
             "snapshot at index %d exported (%d bytes in %.2fs) for a follower that is behind",
             meta.index,
@@ -567,6 +606,21 @@ class NodeRuntime:
             self._snapshot_tokens -= max_bytes
         data, done = read_chunk(export[1], offset, max_bytes)
         self.snapshot_bytes_sent += len(data)
+        stats = self.snapshot_stats
+        stats.bytes_sent += len(data)
+        progress = self._sending.get(meta.index)
+        if offset == 0 or progress is None:
+            progress = self._sending[meta.index] = ProgressLog(
+                log, f"sending snapshot {meta.index}", self._export_size
+            )
+            log.info("sending snapshot %d (%d bytes)", meta.index, self._export_size)
+        if done:
+            seconds = progress.finish(offset + len(data))
+            del self._sending[meta.index]
+            stats.sent += 1
+            stats.send_duration.observe_ns(int(seconds * 1e9))
+        else:
+            progress.update(offset + len(data))
         return data, done
 
     async def _persist_with_snapshot(self, rd: Ready) -> None:
@@ -575,11 +629,16 @@ class NodeRuntime:
         try:
             directory = self.store.path / "snapshots"
             directory.mkdir(exist_ok=True)
+            stats = self.snapshot_stats
             for chunk in rd.snapshot_chunks:
                 path = directory / ("incoming-" + snapshot_file_name(chunk.meta))
-                if chunk.offset == 0:
+                if chunk.offset == 0 or self._receiving is None:
                     log.info("receiving a snapshot at index %d from the leader", chunk.meta.index)
+                    self._receiving = ProgressLog(log, f"receiving snapshot {chunk.meta.index}", 0)
+                receiving = self._receiving
                 await asyncio.to_thread(write_chunk, path, chunk.offset, chunk.data)
+                stats.bytes_received += len(chunk.data)
+                receiving.update(chunk.offset + len(chunk.data))
             if rd.snapshot is not None:
                 meta = rd.snapshot
                 path = directory / ("incoming-" + snapshot_file_name(meta))
@@ -593,6 +652,11 @@ class NodeRuntime:
                     meta.index,
                     time.monotonic() - started,
                 )
+                stats.received += 1
+                if self._receiving is not None:
+                    seconds = time.monotonic() - self._receiving.started
+                    stats.receive_duration.observe_ns(int(seconds * 1e9))
+                    self._receiving = None
             batch = self.store.batch()
             if rd.entries:
                 self.store.log.append(batch, rd.entries)

@@ -36,6 +36,7 @@ from respkv.raft.types import Index, SnapshotMeta, Term
 from . import codec
 from .errors import StorageError
 from .keys import CF_RAFT_META, META_APPLIED, META_KEYSPACE_ACTIVE
+from .progress import ProgressLog
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -276,12 +277,17 @@ def install_snapshot(store: Store, path: str | os.PathLike[str], meta: SnapshotM
     batch.set_default_column_family(handle)
     pending = 0
     count = 0
+    progress = ProgressLog(log, f"installing snapshot {meta.index}", where.stat().st_size)
+    read = 0
     try:
         for key, value in iter_snapshot(where):
             batch.put(key, value)
-            pending += len(key) + len(value) + 16
+            size = len(key) + len(value) + 16
+            pending += size
+            read += size
             count += 1
             if pending >= INSTALL_BATCH_BYTES:
+                progress.update(read)
                 store._db.write(batch, no_wal)
                 batch = WriteBatch(raw_mode=True)
                 batch.set_default_column_family(handle)
@@ -289,6 +295,7 @@ def install_snapshot(store: Store, path: str | os.PathLike[str], meta: SnapshotM
         if pending:
             store._db.write(batch, no_wal)
         store._cfs[target].flush(True)
+        progress.finish(read)
     except BaseException:
         store._recreate_cf(target)
         raise
