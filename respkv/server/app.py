@@ -24,6 +24,7 @@ from .dispatch import Dispatcher
 from .join import join_cluster
 from .pubsub import LEADER_CHANNEL, PubSub
 from .runtime import ClusterDown, NodeRuntime, member_context
+from .tls import client_port_context, peer_options
 
 if TYPE_CHECKING:
     from .connection import ClientConnection
@@ -61,6 +62,8 @@ class Server:
         self.state_machine: StateMachine | None = None
         self.dispatcher = Dispatcher(self)
         self._listener: asyncio.AbstractServer | None = None
+        self._tls_listener: asyncio.AbstractServer | None = None
+        self.tls_port = config.tls.port
         self._expiry_handle: asyncio.TimerHandle | None = None
         self._expiry_in_flight = False
         self._stopped = asyncio.Event()
@@ -75,9 +78,12 @@ class Server:
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
+        config = self.config
+        # Certificates are loaded before anything starts: a bad file stops the start at once.
+        client_tls = client_port_context(config.tls) if config.tls.client_port_enabled else None
+        self._warn_if_exposed()
         await self._start_node()
         loop = asyncio.get_running_loop()
-        config = self.config
         self._listener = await loop.create_server(
             lambda: self.dispatcher.new_connection(),
             config.server.bind,
@@ -88,6 +94,41 @@ class Server:
         sock = self._listener.sockets[0].getsockname()
         self.port = sock[1]
         log.info("ready to accept connections on %s:%d", sock[0], sock[1])
+        if client_tls is not None:
+            self._tls_listener = await loop.create_server(
+                lambda: self.dispatcher.new_connection(),
+                config.server.bind,
+                config.tls.port,
+                reuse_address=True,
+                backlog=1024,
+                ssl=client_tls,
+                ssl_handshake_timeout=10.0,
+            )
+            sock = self._tls_listener.sockets[0].getsockname()
+            self.tls_port = sock[1]
+            log.info("ready to accept TLS connections on %s:%d", sock[0], sock[1])
+
+    def _warn_if_exposed(self) -> None:
+        """Loud warnings when a port is reachable beyond this machine without protection."""
+        config = self.config
+        if not _is_loopback(config.server.bind) and not config.server.requirepass:
+            log.warning(
+                "SECURITY: the client port is bound to %s (not loopback) and the default user "
+                "has no password: anyone who can reach %s:%d can read and change every key. "
+                "Set [server] requirepass (or disable the default user with ACL users), and "
+                "consider [tls]",
+                config.server.bind,
+                config.server.bind,
+                config.server.port,
+            )
+        host = config.cluster.listen_address.rpartition(":")[0].strip("[]")
+        if not _is_loopback(host) and not config.cluster.cluster_secret and not config.tls.peer:
+            log.warning(
+                "SECURITY: the peer port %s is not on loopback and neither [cluster] "
+                "cluster_secret nor [tls] peer is set: anyone who can reach it can take part "
+                "in this cluster's replication",
+                config.cluster.listen_address,
+            )
 
     async def _start_node(self) -> None:
         config = self.config
@@ -112,6 +153,7 @@ class Server:
                 client_address,
                 me.status if me is not None and me.status != "active" else "promotable",
                 config.cluster.cluster_secret.encode() or None,
+                options=peer_options(config),
             )
             log.info(
                 "joined cluster %s through %s (leader %d): %s",
@@ -281,6 +323,8 @@ class Server:
         log.info("shutting down")
         if self._listener is not None:
             self._listener.close()  # no new clients; those connected finish what they sent
+        if self._tls_listener is not None:
+            self._tls_listener.close()
         await self._hand_over_leadership()
         if self.cluster is not None:
             await self.cluster.drain(timeout=3.0)
@@ -322,3 +366,14 @@ class Server:
     def client_disconnected(self, client: ClientConnection) -> None:
         self.clients.pop(client.id, None)
         self.pubsub.remove(client)
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: assume it is reachable from elsewhere

@@ -461,6 +461,7 @@ def _parameters(
         "maxclients": (lambda: str(server.maxclients), set_maxclients),
         "databases": (lambda: str(c.server.databases), None),
         "port": (lambda: str(server.port), None),
+        "tls-port": (lambda: str(max(server.tls_port, 0)), None),
         "bind": (lambda: c.server.bind, None),
         "dir": (lambda: str(c.data_dir.resolve()), None),
         "proto-max-bulk-len": (lambda: str(c.server.proto_max_bulk_len), None),
