@@ -19,6 +19,7 @@ from respkv.raft.node import RaftConfig, ReadMode
 from respkv.raft.types import Member, NodeId
 from respkv.storage import StorageError, Store
 
+from .acl import AclTable
 from .cluster import ClusterLink, derived_cluster_id
 from .dispatch import Dispatcher
 from .join import join_cluster
@@ -61,6 +62,7 @@ class Server:
         self.cluster: ClusterLink | None = None
         self.state_machine: StateMachine | None = None
         self.dispatcher = Dispatcher(self)
+        self.acl = AclTable(self)
         self._listener: asyncio.AbstractServer | None = None
         self._tls_listener: asyncio.AbstractServer | None = None
         self.tls_port = config.tls.port
@@ -81,8 +83,8 @@ class Server:
         config = self.config
         # Certificates are loaded before anything starts: a bad file stops the start at once.
         client_tls = client_port_context(config.tls) if config.tls.client_port_enabled else None
-        self._warn_if_exposed()
         await self._start_node()
+        self._warn_if_exposed()
         loop = asyncio.get_running_loop()
         self._listener = await loop.create_server(
             lambda: self.dispatcher.new_connection(),
@@ -111,7 +113,7 @@ class Server:
     def _warn_if_exposed(self) -> None:
         """Loud warnings when a port is reachable beyond this machine without protection."""
         config = self.config
-        if not _is_loopback(config.server.bind) and not config.server.requirepass:
+        if not _is_loopback(config.server.bind) and self.acl.default_nopass:
             log.warning(
                 "SECURITY: the client port is bound to %s (not loopback) and the default user "
                 "has no password: anyone who can reach %s:%d can read and change every key. "
@@ -177,6 +179,8 @@ class Server:
             )
         self.state_machine = StateMachine(self.store.keyspace, databases=config.server.databases)
         self.state_machine.on_publish = self.pubsub.publish
+        self.state_machine.on_acl_change = self.acl.refresh
+        self.acl.refresh()
         raft = config.raft
         tick = raft.heartbeat_interval_ms / 1000
         raft_config = RaftConfig(
