@@ -97,12 +97,27 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class TlsConfig:
+    cert_file: str = ""  # this node's certificate chain (PEM), for both ports
+    key_file: str = ""  # its private key (PEM, unencrypted)
+    ca_file: str = ""  # CA bundle that client certificates and peer certificates must chain to
+    port: int = -1  # the TLS client port, beside the plain [server] port (-1: none, 0: any)
+    client_auth: str = "no"  # TLS clients must present a certificate: "no", "optional", "yes"
+    peer: bool = False  # mutual TLS on the peer channel (cert_file, key_file and ca_file)
+
+    @property
+    def client_port_enabled(self) -> bool:
+        return self.port >= 0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     raft: RaftSettings = field(default_factory=RaftSettings)
     source: str = "<defaults>"
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    tls: TlsConfig = field(default_factory=TlsConfig)
 
     @property
     def data_dir(self) -> Path:
@@ -141,6 +156,7 @@ _SECTIONS: dict[str, type] = {
     "server": ServerConfig,
     "raft": RaftSettings,
     "metrics": MetricsConfig,
+    "tls": TlsConfig,
 }
 
 
@@ -214,7 +230,12 @@ def _build(raw: dict[str, dict[str, Any]], source: str) -> Config:
             _check_type(source, name, key, fields[key].type, value)
         sections[name] = cls(**values)
     config = Config(
-        sections["cluster"], sections["server"], sections["raft"], source, sections["metrics"]
+        sections["cluster"],
+        sections["server"],
+        sections["raft"],
+        source,
+        metrics=sections["metrics"],
+        tls=sections["tls"],
     )
     _validate(config)
     return config
@@ -346,3 +367,28 @@ def _validate(config: Config) -> None:
     for key in ("snapshot_tail", "max_log_hold"):
         if getattr(r, key) < 0:
             raise ConfigError(f"{source}: [raft] {key} must be >= 0")
+    _validate_tls(config)
+
+
+def _validate_tls(config: Config) -> None:
+    source, t = config.source, config.tls
+    if not -1 <= t.port < 65536:
+        raise ConfigError(f"{source}: [tls] port must be between -1 (none) and 65535")
+    if t.client_auth not in ("no", "optional", "yes"):
+        raise ConfigError(f'{source}: [tls] client_auth must be "no", "optional" or "yes"')
+    uses = []
+    if t.client_port_enabled:
+        uses.append("port")
+    if t.peer:
+        uses.append("peer")
+    if not uses:
+        return
+    needed = ["cert_file", "key_file"]
+    if t.peer or t.client_auth != "no":
+        needed.append("ca_file")
+    for key in needed:
+        path = getattr(t, key)
+        if not path:
+            raise ConfigError(f"{source}: [tls] {key} is required with [tls] {uses[0]}")
+        if not Path(path).is_file():
+            raise ConfigError(f"{source}: [tls] {key}: no such file {path!r}")

@@ -19,6 +19,7 @@ SERVER_SIDE = [
     "echo",
     "hello",
     "auth",
+    "acl",
     "select",
     "quit",
     "reset",

@@ -33,6 +33,8 @@ Records (key -> value)
                                  not been deleted yet).
     ``\\x00dead P``            -> b"" : physical keyspace P is garbage.
     ``\\x00version``           -> u64 last collection version handed out.
+    ``\\x00acl name``          -> an ACL user's description (``respkv.kv.acl``): replicated
+                                 and in snapshots like the keys, but never a key.
 
 Key record value
     byte 0: type code, with bit 0x80 set when an expiry follows;

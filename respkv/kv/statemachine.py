@@ -35,7 +35,7 @@ from typing import Any, Final
 
 from respkv.resp.replies import NULL_ARRAY, ErrorReply
 
-from . import errors, layout
+from . import acl, errors, layout
 from .backend import Backend
 from .commands import APPLIERS, CommandSpec, lookup
 from .layout import DATA, EXPIRE_FLAG, EXPIRES, GARBAGE, I64, MEMBERS, U32, U64
@@ -120,6 +120,10 @@ class StateMachine:
         #: Delivers a PUBLISH to this node's subscribers when its entry is applied; returns
         #: how many received it. The server sets it; the keyspace never sees the message.
         self.on_publish: Callable[[bytes, bytes], int] = lambda channel, message: 0
+        #: ACL users as replicated (name -> description, ``respkv.kv.acl``); the server
+        #: rebuilds its users whenever ``on_acl_change`` is called (apply, snapshot install).
+        self.acl_records: dict[str, bytes] = {}
+        self.on_acl_change: Callable[[], None] = lambda: None
         self.reload()
 
     # -- server API ---------------------------------------------------------------------------
@@ -144,6 +148,19 @@ class StateMachine:
         raw_version = self._backend_get(layout.META_VERSION)
         self._version = U64.unpack(raw_version)[0] if raw_version else 0
         self._scan_cursors.clear()
+        prefix = acl.RECORD_PREFIX
+        self.acl_records = {
+            rkey[len(prefix) :].decode(errors="replace"): value
+            for rkey, value in self._backend.iterate(prefix, layout.prefix_end(prefix))
+        }
+        self.on_acl_change()
+
+    def prepare_acl(self, argv: Sequence[bytes], now_ms: int) -> bytes | ErrorReply:
+        """The payload of a replicated ACL change (``#aclsetuser``/``#acldeluser`` argv,
+        passwords already hashed)."""
+        if argv[0] not in (b"#aclsetuser", b"#acldeluser") or len(argv) < 2:
+            return ErrorReply("ERR malformed ACL change")
+        return encode_single(now_ms, 0, argv[0], argv)
 
     @property
     def applied_index(self) -> int:

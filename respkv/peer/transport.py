@@ -30,6 +30,8 @@ import contextlib
 import logging
 import random
 import secrets
+import socket
+import ssl
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -123,6 +125,10 @@ class PeerOptions:
     handshake_timeout_s: float = 5.0
     max_handshake_bytes: int = 64 << 10
     read_buffer_bytes: int = 256 << 10
+    # Mutual TLS: the listener's context (requires the dialer's certificate) and the dialer's
+    # (verifies the listener's). None: plain TCP.
+    server_ssl: ssl.SSLContext | None = None
+    client_ssl: ssl.SSLContext | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,6 +417,9 @@ class PeerServer:
         self.options = options or PeerOptions()
         self._server: asyncio.Server | None = None
         self._connections: set[_InboundConnection] = set()
+        self._upgrading: set[asyncio.Task[None]] = set()  # TLS handshakes in progress
+        self._tls_socket: socket.socket | None = None  # the TLS listener's socket
+        self._accept_task: asyncio.Task[None] | None = None
         self.inbound: dict[NodeId, _InboundConnection] = {}  # open, by peer id
         # The last accepted Hello of each peer: its advertised peer and client addresses (how a
         # joining node learns where the leader that dialed it lives).
@@ -424,6 +433,18 @@ class PeerServer:
         """Listen (on the advertised peer address unless told otherwise); the bound address."""
         host, port = parse_address(listen_address or self.me.peer_address)
         loop = asyncio.get_running_loop()
+        if self.options.server_ssl is not None:
+            sock = socket.create_server(
+                (host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET
+            )
+            sock.setblocking(False)
+            self._tls_socket = sock
+            self._accept_task = loop.create_task(self._accept_tls(sock), name="peer-tls-accept")
+            sockname = sock.getsockname()
+            log.info(
+                "node %s listening for peers on %s:%s (TLS)", self.me.node_id, host, sockname[1]
+            )
+            return sockname[0], sockname[1]
         self._server = await loop.create_server(
             lambda: _InboundConnection(self), host, port, reuse_address=True
         )
@@ -431,9 +452,51 @@ class PeerServer:
         log.info("node %s listening for peers on %s:%s", self.me.node_id, host, sockname[1])
         return sockname[0], sockname[1]
 
+    async def _accept_tls(self, sock: socket.socket) -> None:
+        """The TLS listener's accept loop. Each connection's handshake is awaited with
+        ``connect_accepted_socket``, so a peer without a valid certificate is refused and
+        logged like any other refused handshake (with ``create_server(ssl=...)`` the event
+        loop would only log it in debug mode)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                client, address = await loop.sock_accept(sock)
+            except OSError as exc:  # e.g. out of file descriptors: do not spin
+                log.warning("peer listener: accept failed: %s", exc)
+                await asyncio.sleep(0.1)
+                continue
+            task = loop.create_task(self._tls_handshake(client, address))
+            self._upgrading.add(task)  # the loop keeps only a weak reference to tasks
+            task.add_done_callback(self._upgrading.discard)
+
+    async def _tls_handshake(self, client: socket.socket, address: object) -> None:
+        remote = f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address)
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(
+                lambda: _InboundConnection(self),
+                client,
+                ssl=self.options.server_ssl,
+                ssl_handshake_timeout=self.options.handshake_timeout_s,
+            )
+        except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
+            self.note_refusal(
+                f"refused peer connection from {remote}",
+                f"TLS handshake failed: {str(exc) or repr(exc)}",
+            )
+            with contextlib.suppress(OSError):
+                client.close()
+
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
+        if self._accept_task is not None:
+            self._accept_task.cancel()
+            self._accept_task = None
+        if self._tls_socket is not None:
+            self._tls_socket.close()
+            self._tls_socket = None
+        for task in list(self._upgrading):
+            task.cancel()
         for conn in list(self._connections):
             conn.abort()
         if self._server is not None:
@@ -729,7 +792,8 @@ class PeerClient:
             try:
                 host, port = parse_address(self.address)
                 await asyncio.wait_for(
-                    loop.create_connection(_factory(conn), host, port), opts.connect_timeout_s
+                    loop.create_connection(_factory(conn), host, port, ssl=opts.client_ssl),
+                    opts.connect_timeout_s,
                 )
                 await asyncio.wait_for(conn.handshake_done, opts.handshake_timeout_s)
             except (OSError, TimeoutError, PeerError, ValueError) as exc:
@@ -753,10 +817,13 @@ class PeerClient:
             error = f"timed out connecting to {self.address} (or in the handshake)"
         elif isinstance(exc, PeerError):
             error = str(exc)
+        elif isinstance(exc, ssl.SSLError):
+            error = f"TLS handshake with {self.address} failed: {exc}"
         else:
             error = f"cannot reach {self.address}: {exc}"
         if error != self.last_error:
-            level = logging.WARNING if isinstance(exc, HandshakeRejected) else logging.INFO
+            refused = isinstance(exc, (HandshakeRejected, ssl.SSLError))
+            level = logging.WARNING if refused else logging.INFO
             log.log(level, "peer %s unreachable: %s", self.node_id, error)
         self.last_error = error
 

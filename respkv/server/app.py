@@ -20,12 +20,14 @@ from respkv.raft.node import RaftConfig, ReadMode
 from respkv.raft.types import Member, NodeId
 from respkv.storage import StorageError, Store
 
+from .acl import AclTable
 from .cluster import ClusterLink, derived_cluster_id
 from .dispatch import Dispatcher
 from .join import join_cluster
 from .metrics import MetricsEndpoint, Observer
 from .pubsub import LEADER_CHANNEL, PubSub
 from .runtime import ClusterDown, NodeRuntime, member_context
+from .tls import client_port_context, peer_options
 
 if TYPE_CHECKING:
     from .connection import ClientConnection
@@ -65,7 +67,10 @@ class Server:
         self.cluster: ClusterLink | None = None
         self.state_machine: StateMachine | None = None
         self.dispatcher = Dispatcher(self)
+        self.acl = AclTable(self)
         self._listener: asyncio.AbstractServer | None = None
+        self._tls_listener: asyncio.AbstractServer | None = None
+        self.tls_port = config.tls.port
         self._expiry_handle: asyncio.TimerHandle | None = None
         self._expiry_in_flight = False
         self._stopped = asyncio.Event()
@@ -80,13 +85,18 @@ class Server:
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
+        config = self.config
+        # Certificates are loaded before anything starts: a bad file stops the start at once.
+        client_tls = client_port_context(config.tls) if config.tls.client_port_enabled else None
         # Bound now (port 0 picks the port the node advertises), listening only once the
         # node is ready: until then clients are refused, not left waiting.
-        sock = _bound_socket(self.config.server.bind, self.config.server.port)
+        sock = _bound_socket(config.server.bind, config.server.port)
         try:
             self.port = sock.getsockname()[1]
             await self._start_node()
-            self._listener = await asyncio.get_running_loop().create_server(
+            self._warn_if_exposed()
+            loop = asyncio.get_running_loop()
+            self._listener = await loop.create_server(
                 lambda: self.dispatcher.new_connection(), sock=sock, backlog=1024
             )
         except BaseException:
@@ -94,6 +104,41 @@ class Server:
             raise
         self.metrics.start()
         log.info("ready to accept connections on %s:%d", *sock.getsockname()[:2])
+        if client_tls is not None:
+            self._tls_listener = await loop.create_server(
+                lambda: self.dispatcher.new_connection(),
+                config.server.bind,
+                config.tls.port,
+                reuse_address=True,
+                backlog=1024,
+                ssl=client_tls,
+                ssl_handshake_timeout=10.0,
+            )
+            sock = self._tls_listener.sockets[0].getsockname()
+            self.tls_port = sock[1]
+            log.info("ready to accept TLS connections on %s:%d", sock[0], sock[1])
+
+    def _warn_if_exposed(self) -> None:
+        """Loud warnings when a port is reachable beyond this machine without protection."""
+        config = self.config
+        if not _is_loopback(config.server.bind) and self.acl.default_nopass:
+            log.warning(
+                "SECURITY: the client port is bound to %s (not loopback) and the default user "
+                "has no password: anyone who can reach %s:%d can read and change every key. "
+                "Set [server] requirepass (or disable the default user with ACL users), and "
+                "consider [tls]",
+                config.server.bind,
+                config.server.bind,
+                config.server.port,
+            )
+        host = config.cluster.listen_address.rpartition(":")[0].strip("[]")
+        if not _is_loopback(host) and not config.cluster.cluster_secret and not config.tls.peer:
+            log.warning(
+                "SECURITY: the peer port %s is not on loopback and neither [cluster] "
+                "cluster_secret nor [tls] peer is set: anyone who can reach it can take part "
+                "in this cluster's replication",
+                config.cluster.listen_address,
+            )
 
     async def _start_node(self) -> None:
         config = self.config
@@ -124,6 +169,7 @@ class Server:
                 client_address,
                 me.status if me is not None and me.status != "active" else "promotable",
                 config.cluster.cluster_secret.encode() or None,
+                options=peer_options(config),
             )
             log.info(
                 "joined cluster %s through %s (leader %d): %s",
@@ -147,6 +193,8 @@ class Server:
             )
         self.state_machine = StateMachine(self.store.keyspace, databases=config.server.databases)
         self.state_machine.on_publish = self.pubsub.publish
+        self.state_machine.on_acl_change = self.acl.refresh
+        self.acl.refresh()
         raft = config.raft
         tick = raft.heartbeat_interval_ms / 1000
         raft_config = RaftConfig(
@@ -292,6 +340,8 @@ class Server:
         log.info("shutting down")
         if self._listener is not None:
             self._listener.close()  # no new clients; those connected finish what they sent
+        if self._tls_listener is not None:
+            self._tls_listener.close()
         await self._hand_over_leadership()
         if self.cluster is not None:
             await self.cluster.drain(timeout=3.0)
@@ -365,3 +415,14 @@ def _advertised_address(config: Config, port: int) -> str:
         else:
             host = peer_host
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: assume it is reachable from elsewhere

@@ -104,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     except JoinError as e:
         logging.getLogger("respkv").critical("cannot join the cluster: %s", e)
         return 1
+    except ConfigError as e:  # e.g. certificates that do not load
+        logging.getLogger("respkv").critical("configuration error: %s", e)
+        return EXIT_CONFIG
     except OSError as e:
         logging.getLogger("respkv").critical("cannot start: %s", e)
         return 1

@@ -31,6 +31,7 @@ from respkv.resp.replies import OK, ErrorReply, Raw
 from .errors import error_reply
 from .membership import Membership
 from .runtime import ClusterDown, NodeRuntime, OutcomeUnknown, parse_member_context
+from .tls import peer_options
 from .transactions import envelope, internal_payload
 
 if TYPE_CHECKING:
@@ -90,6 +91,7 @@ class ClusterLink:
             # A node that joins by address alone knows no member yet: it accepts the leader's
             # connection until the membership arrives with the log.
             accept_unknown_peers=not runtime.conf_state.members,
+            options=peer_options(config),
         )
         self.membership = Membership(self)
         runtime.send_messages = self._send

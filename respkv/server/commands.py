@@ -105,28 +105,20 @@ def select(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
     return OK
 
 
-def _check_password(server: Server, user: bytes, password: bytes) -> bool:
-    # Without requirepass the default user is "nopass": any password is accepted, as in Redis.
-    return user == b"default" and (
-        not server.requirepass or password == server.requirepass.encode()
-    )
-
-
 @command("auth")
 def auth(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
     if len(argv) > 3:
         return syntax_error()
     user, password = (argv[1], argv[2]) if len(argv) == 3 else (b"default", argv[1])
-    if not server.requirepass and len(argv) == 2:
+    if len(argv) == 2 and server.acl.users["default"].nopass:
         return ErrorReply(
             "ERR AUTH <password> called without any password configured for the default user. "
             "Are you sure your configuration is correct?"
         )
-    if not _check_password(server, user, password):
+    found = server.acl.authenticate(user, password)
+    if found is None:
         return ErrorReply("WRONGPASS invalid username-password pair or user is disabled.")
-    conn.authenticated = True
-    conn.parser.auth_required = False
-    conn.user = user.decode(errors="replace")
+    server.acl.login(conn, found)
     return OK
 
 
@@ -148,10 +140,10 @@ def hello(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
         remaining = len(argv) - position - 1
         if option == b"auth" and remaining >= 2:
             user, password = argv[position + 1], argv[position + 2]
-            if not _check_password(server, user, password):
+            found = server.acl.authenticate(user, password)
+            if found is None:
                 return ErrorReply("WRONGPASS invalid username-password pair or user is disabled.")
-            conn.authenticated = True
-            conn.parser.auth_required = False
+            server.acl.login(conn, found)
             position += 3
         elif option == b"setname" and remaining >= 1:
             name = argv[position + 1]
@@ -196,8 +188,7 @@ def reset(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
     conn.protocol = 2
     conn.name = b""
     conn.readonly = False
-    conn.authenticated = not server.requirepass
-    conn.parser.auth_required = not conn.authenticated
+    server.acl.start(conn)
     conn.update_intercept()
     return SimpleString(b"RESET")
 
@@ -390,7 +381,7 @@ def _client_kill(server: Server, conn: ClientConnection, argv: list[bytes]) -> A
                 return _unknown_client_type(value)
             normal = value.lower() == b"normal"
         elif key == b"user":
-            if value != b"default":
+            if value.decode(errors="replace") not in server.acl.users:
                 return ErrorReply(f"ERR No such user '{value.decode(errors='replace')}'")
         elif key == b"skipme":
             if value.lower() not in (b"yes", b"no"):
@@ -554,6 +545,7 @@ def _parameters(
 
     def set_password(value: str) -> str | None:
         server.requirepass = value
+        server.acl.refresh()  # the default user's password, unless ACL SETUSER default ran
         return None
 
     def set_maxclients(value: str) -> str | None:
@@ -633,6 +625,7 @@ def _parameters(
         "maxclients": (lambda: str(server.maxclients), set_maxclients),
         "databases": (lambda: str(c.server.databases), None),
         "port": (lambda: str(server.port), None),
+        "tls-port": (lambda: str(max(server.tls_port, 0)), None),
         "bind": (lambda: c.server.bind, None),
         "dir": (lambda: str(c.data_dir.resolve()), None),
         "proto-max-bulk-len": (lambda: str(c.server.proto_max_bulk_len), None),

@@ -33,6 +33,7 @@ from respkv.resp.parser import ProtocolError, RequestParser
 from respkv.resp.replies import ErrorReply
 
 if TYPE_CHECKING:
+    from respkv.kv.acl import User
     from respkv.kv.commands import CommandSpec
 
     from .dispatch import Dispatcher
@@ -78,10 +79,12 @@ class ClientConnection(asyncio.BufferedProtocol):
         # Connection state, as in Redis.
         self.db = 0
         self.protocol = 2
-        self.authenticated = not self.server.requirepass
+        # The user (respkv.server.acl): ``restricted`` is None when it may run everything.
         # Before AUTH, Redis caps what a client may send; the parser enforces it.
-        self.parser.auth_required = not self.authenticated
         self.user = "default"
+        self.authenticated = False
+        self.restricted: User | None = None
+        self.server.acl.start(self)
         self.name = b""
         self.lib_name = b""
         self.lib_version = b""

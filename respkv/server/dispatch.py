@@ -16,6 +16,7 @@ from respkv.kv.errors import unknown_command
 from respkv.kv.glob import stringmatch
 from respkv.resp.replies import ErrorReply
 
+from . import acl as _acl  # noqa: F401  (registers its commands)
 from . import commands as server_commands
 from . import pubsub as _pubsub  # noqa: F401  (registers its commands)
 from . import transactions as _transactions  # noqa: F401  (registers its commands)
@@ -100,6 +101,12 @@ class Dispatcher:
         if not conn.authenticated and spec.name_bytes not in server_commands.NO_AUTH:
             conn.reply_now(_NOAUTH)
             return
+        restricted = conn.restricted
+        if restricted is not None and spec.name_bytes not in server_commands.NO_AUTH:
+            denied = restricted.denied(spec, argv)
+            if denied is not None:
+                conn.reply_now(ErrorReply(denied))
+                return
         if spec.server_side:
             handler = self.handlers.get(spec.name_bytes)
             if handler is None:

@@ -35,10 +35,11 @@ async def join_cluster(
     status: str,
     secret: bytes | None,
     timeout: float = 120.0,
+    options: PeerOptions | None = None,
 ) -> tuple[str, int, str]:
     """(cluster id, leader id, what happened) once the cluster added this node."""
     identity = PeerIdentity(NodeId(node_id), "", peer_address, client_address, {}, secret)
-    client = PeerClient(identity, NodeId(0), target, PeerOptions(), random.Random())
+    client = PeerClient(identity, NodeId(0), target, options or PeerOptions(), random.Random())
     client.start()
     deadline = time.monotonic() + timeout
     request = [

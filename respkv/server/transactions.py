@@ -90,6 +90,13 @@ def multi_intercept(conn: ClientConnection, argv: list[bytes]) -> bool:
         conn.multi_error = True
         conn.reply_now(_NOAUTH)
         return True
+    restricted = conn.restricted
+    if restricted is not None and name not in NO_AUTH:
+        denied = restricted.denied(spec, argv)
+        if denied is not None:
+            conn.multi_error = True
+            conn.reply_now(ErrorReply(denied))
+            return True
     if name in _RUN_IN_MULTI:
         return False
     conn.multi.append((argv, spec))
@@ -253,6 +260,8 @@ def internal_payload(sm: StateMachine, argv: list[bytes], now_ms: int) -> bytes 
     """The log payload for an internal argv forwarded by a follower (``#exec``, ``#publish``)."""
     if argv[0] == b"#publish" and len(argv) == 3:
         return sm.prepare_publish(argv[1], argv[2], now_ms)
+    if argv[0] in (b"#aclsetuser", b"#acldeluser"):
+        return sm.prepare_acl(argv, now_ms)
     if argv[0] == b"#exec":
         try:
             commands, watches, _ = decode_exec(argv)

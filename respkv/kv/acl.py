@@ -1,0 +1,356 @@
+"""ACL users, pure: Redis 7.0's rules, the permission check, and the replicated records.
+
+A user is built by applying rules in order (``User.apply``), as ``ACL SETUSER`` does. Users are
+replicated: ``ACL SETUSER name rules...`` becomes the log entry ``#aclsetuser name rules...``
+(passwords already hashed by ``hash_passwords``, so no clear password enters the log), and
+``ACL DELUSER`` becomes ``#acldeluser names...``. Applying an entry stores each user as one
+record ``\\x00acl<name>`` -> its canonical description (``User.describe``, the ``ACL LIST``
+line without ``user <name>``), so users travel with snapshots and never show in KEYS or SCAN.
+
+Commands are allowed as a set of names ("get", "config|get"), computed eagerly from the rules,
+so the check is two set lookups; key patterns are checked against the key positions of the
+command table (first key, last key, step).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from respkv.resp.replies import OK, ErrorReply
+
+from .commands import APPLIERS, CommandSpec, all_commands, lookup
+from .glob import stringmatch
+
+if TYPE_CHECKING:
+    from .statemachine import Db, StateMachine
+
+RECORD_PREFIX = b"\x00acl"
+
+#: Redis 7.0.15's categories, in ACL CAT order.
+CATEGORIES = (
+    "keyspace",
+    "read",
+    "write",
+    "set",
+    "sortedset",
+    "list",
+    "hash",
+    "string",
+    "bitmap",
+    "hyperloglog",
+    "geo",
+    "stream",
+    "pubsub",
+    "admin",
+    "fast",
+    "slow",
+    "blocking",
+    "dangerous",
+    "connection",
+    "transaction",
+    "scripting",
+)
+
+
+class AclError(ValueError):
+    """A rule that cannot be applied; the message is Redis's reason."""
+
+
+def _every_spec() -> Iterable[CommandSpec]:
+    for spec in all_commands():
+        yield spec
+        yield from spec.subcommands
+
+
+def _names_in(category: str) -> set[str]:
+    if category == "all":
+        return {spec.name for spec in _every_spec()}
+    tag = "@" + category
+    found = set()
+    for spec in all_commands():
+        if tag in spec.acl_categories:
+            found.add(spec.name)
+            found.update(sub.name for sub in spec.subcommands)
+        else:
+            found.update(sub.name for sub in spec.subcommands if tag in sub.acl_categories)
+    return found
+
+
+def commands_in_category(category: str) -> list[str] | None:
+    """ACL CAT <category>: the command names (None: no such category)."""
+    if category.lower() not in CATEGORIES:
+        return None
+    return sorted(_names_in(category.lower()))
+
+
+def password_hash(password: bytes) -> str:
+    return hashlib.sha256(password).hexdigest()
+
+
+def _valid_hash(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+
+
+def hash_passwords(rules: Sequence[bytes]) -> list[bytes]:
+    """The rules with ``>clear`` as ``#hash`` and ``<clear`` as ``!hash``: what the log holds."""
+    out = []
+    for rule in rules:
+        if rule[:1] == b">":
+            out.append(b"#" + password_hash(rule[1:]).encode())
+        elif rule[:1] == b"<":
+            out.append(b"!" + password_hash(rule[1:]).encode())
+        else:
+            out.append(rule)
+    return out
+
+
+@dataclass(slots=True)
+class User:
+    name: str
+    enabled: bool = False
+    nopass: bool = False
+    passwords: list[str] = field(default_factory=list)  # SHA-256 hex, in order of addition
+    allowed: set[str] = field(default_factory=set)  # command names, "container|sub" included
+    command_rules: list[str] = field(default_factory=lambda: ["-@all"])  # for describe()
+    all_keys: bool = False
+    key_patterns: list[bytes] = field(default_factory=list)
+    channel_rules: list[str] = field(default_factory=lambda: ["resetchannels"])  # not enforced
+    payload_flag: str = ""  # "sanitize-payload" / "skip-sanitize-payload" (shown, no effect)
+
+    @property
+    def unrestricted(self) -> bool:
+        """Every command on every key: the permission check can be skipped."""
+        return self.all_keys and self.allowed >= _ALL
+
+    # --- rules -----------------------------------------------------------------------------
+
+    def apply(self, rule: bytes) -> None:
+        """One ACL SETUSER rule; AclError says why it cannot apply (nothing changed then)."""
+        text = rule.decode(errors="replace")
+        lower = text.lower()
+        if lower == "on":
+            self.enabled = True
+        elif lower == "off":
+            self.enabled = False
+        elif lower == "nopass":
+            self.nopass = True
+            self.passwords.clear()
+        elif lower == "resetpass":
+            self.nopass = False
+            self.passwords.clear()
+        elif text[:1] in (">", "<"):
+            self.apply(hash_passwords([rule])[0])
+        elif text[:1] in ("#", "!"):
+            digest = text[1:]
+            if not _valid_hash(digest):
+                raise AclError(
+                    "The password hash must be exactly 64 characters and contain only "
+                    "lowercase hexadecimal characters"
+                )
+            if text[0] == "#":
+                if digest not in self.passwords:
+                    self.passwords.append(digest)
+                self.nopass = False
+            else:
+                if digest not in self.passwords:
+                    raise AclError(
+                        "The password you are trying to remove from the user does not exist"
+                    )
+                self.passwords.remove(digest)
+        elif lower in ("allkeys", "~*"):
+            self.all_keys = True
+            self.key_patterns = []
+        elif lower == "resetkeys":
+            self.all_keys = False
+            self.key_patterns = []
+        elif text[:1] == "~":
+            if self.all_keys:
+                raise AclError(
+                    "Adding a pattern after the * pattern (or the 'allkeys' flag) is not valid "
+                    "and does not have any effect. Try 'resetkeys' to start with an empty list "
+                    "of patterns"
+                )
+            self.key_patterns.append(rule[1:])
+        elif lower in ("allchannels", "&*"):
+            self.channel_rules = ["&*"]
+        elif lower == "resetchannels":
+            self.channel_rules = ["resetchannels"]
+        elif text[:1] == "&":
+            if self.channel_rules == ["&*"]:
+                raise AclError(
+                    "Adding a pattern after the * pattern (or the 'allchannels' flag) is not "
+                    "valid and does not have any effect. Try 'resetchannels' to start with an "
+                    "empty list of channels"
+                )
+            self.channel_rules.append(text)
+        elif lower in ("allcommands", "+@all"):
+            self.allowed = set(_ALL)
+            self.command_rules = ["+@all"]
+        elif lower in ("nocommands", "-@all"):
+            self.allowed = set()
+            self.command_rules = ["-@all"]
+        elif lower in ("sanitize-payload", "skip-sanitize-payload"):
+            self.payload_flag = lower
+        elif lower == "reset":
+            fresh = User(self.name)
+            for name in User.__slots__:
+                setattr(self, name, getattr(fresh, name))
+            self.payload_flag = "sanitize-payload"
+        elif text[:1] in ("+", "-") and len(text) > 1:
+            self._command_rule(text[0] == "+", lower[1:])
+        else:
+            raise AclError("Syntax error")
+
+    def _command_rule(self, add: bool, what: str) -> None:
+        if what.startswith("@"):
+            if what[1:] not in CATEGORIES:
+                raise AclError("Unknown command or category name in ACL")
+            names = _names_in(what[1:])
+        else:
+            container, _, sub = what.partition("|")
+            spec = lookup(container.encode())
+            if spec is None:
+                raise AclError("Unknown command or category name in ACL")
+            if sub:
+                if not add:
+                    raise AclError("Allowing first-arg of a subcommand is not supported")
+                names = {f"{spec.name}|{sub}"}
+            else:
+                names = {spec.name, *(s.name for s in spec.subcommands)}
+        if add:
+            self.allowed |= names
+        else:
+            self.allowed -= names
+        self.command_rules.append(("+" if add else "-") + what)
+
+    def describe(self) -> str:
+        """The ACL LIST line after ``user <name>``; applying it to a fresh user rebuilds this."""
+        parts = ["on" if self.enabled else "off"]
+        if self.nopass:
+            parts.append("nopass")
+        if self.payload_flag:
+            parts.append(self.payload_flag)
+        parts += ["#" + p for p in self.passwords]
+        if self.all_keys:
+            parts.append("~*")
+        else:
+            parts += ["~" + p.decode(errors="replace") for p in self.key_patterns]
+        parts += self.channel_rules
+        parts += self.command_rules
+        return " ".join(parts)
+
+    def keys_text(self) -> str:
+        if self.all_keys:
+            return "~*"
+        return " ".join("~" + p.decode(errors="replace") for p in self.key_patterns)
+
+    # --- checks ----------------------------------------------------------------------------
+
+    def check_password(self, password: bytes) -> bool:
+        if not self.enabled:
+            return False
+        return self.nopass or password_hash(password) in self.passwords
+
+    def denied(self, spec: CommandSpec, argv: Sequence[bytes]) -> str | None:
+        """None if this user may run ``argv``; else the NOPERM error message."""
+        name = spec.name
+        if spec.subcommands and len(argv) > 1:
+            sub = f"{name}|{argv[1].decode(errors='replace').lower()}"
+            if sub in self.allowed or name in self.allowed:
+                name = sub if sub in _ALL else name
+            else:
+                shown = sub if sub in _ALL else name
+                return f"NOPERM this user has no permissions to run the '{shown}' command"
+        elif name not in self.allowed:
+            return f"NOPERM this user has no permissions to run the '{name}' command"
+        if not self.all_keys and spec.first_key > 0:
+            patterns = self.key_patterns
+            for position in spec.key_positions(len(argv)):
+                key = argv[position]
+                if not any(stringmatch(p, key) for p in patterns):
+                    return (
+                        "NOPERM this user has no permissions to access one of the keys used "
+                        "as arguments"
+                    )
+        return None
+
+
+_ALL: frozenset[str] = frozenset(_names_in("all"))
+
+
+def user_from_record(name: str, description: bytes) -> User:
+    user = User(name)
+    for rule in description.split():
+        user.apply(rule)
+    return user
+
+
+def build_user(existing: User | None, name: str, rules: Sequence[bytes]) -> User:
+    """``existing`` (or a new user) with ``rules`` applied; AclError for the first bad one,
+    with Redis's message."""
+    user = user_from_record(name, existing.describe().encode()) if existing else User(name)
+    for rule in rules:
+        try:
+            user.apply(rule)
+        except AclError as e:
+            raise AclError(
+                f"Error in ACL SETUSER modifier '{rule.decode(errors='replace')}': {e}"
+            ) from None
+    return user
+
+
+def default_user(password: str = "") -> User:
+    """The ``default`` user while no ``ACL SETUSER default`` was replicated: Redis's default
+    (on, nopass, every command and key), with ``requirepass`` as its password if set."""
+    user = User("default", enabled=True, nopass=not password, all_keys=True)
+    user.allowed = set(_ALL)
+    user.command_rules = ["+@all"]
+    user.channel_rules = ["&*"]
+    if password:
+        user.passwords = [password_hash(password.encode())]
+    return user
+
+
+# --- the replicated records (applied by the state machine) --------------------------------
+
+
+def _stored_user(sm: StateMachine, name: str) -> User | None:
+    description = sm.acl_records.get(name)
+    if description is not None:
+        return user_from_record(name, description)
+    return default_user() if name == "default" else None
+
+
+def apply_setuser(sm: StateMachine, argv: list[bytes], db: Db, stamp: int) -> Any:
+    """#aclsetuser name rules... (passwords hashed)."""
+    name = argv[1].decode(errors="replace")
+    try:
+        user = build_user(_stored_user(sm, name), name, argv[2:])
+    except AclError as e:
+        return ErrorReply(f"ERR {e}")
+    description = user.describe().encode()
+    sm.put_raw(RECORD_PREFIX + argv[1], description)
+    sm.acl_records[name] = description
+    sm.on_acl_change()
+    return OK
+
+
+def apply_deluser(sm: StateMachine, argv: list[bytes], db: Db, stamp: int) -> Any:
+    """#acldeluser names...: how many existed."""
+    removed = 0
+    for raw in argv[1:]:
+        name = raw.decode(errors="replace")
+        if name != "default" and name in sm.acl_records:
+            del sm.acl_records[name]
+            sm.put_raw(RECORD_PREFIX + raw, None)
+            removed += 1
+    if removed:
+        sm.on_acl_change()
+    return removed
+
+
+APPLIERS[b"#aclsetuser"] = apply_setuser
+APPLIERS[b"#acldeluser"] = apply_deluser
