@@ -63,6 +63,7 @@ def script(port: int) -> list[Any]:
             ("ACL", "SETUSER", "carol", "on", "nopass", "+@all", "-@write", "~*", "allkeys"),
             ("ACL", "SETUSER", "dave", "on", ">a", ">b", "<a", "allcommands", "~*"),
             ("ACL", "SETUSER", "erin", "on", ">x", "+@read", "reset", "on", "nopass", "+ping"),
+            ("ACL", "SETUSER", "frank", "on", ">f", "~s:*", "+@set"),
             ("ACL", "SETUSER", "x", "bogus"),
             ("ACL", "SETUSER", "x", "+nosuchcommand"),
             ("ACL", "SETUSER", "x", "+@nosuchcategory"),
@@ -115,8 +116,15 @@ def script(port: int) -> list[Any]:
             out.append(c.call("AUTH", "erin", "whatever"))
             out.append(c.call("PING"))
             out.append(c.call("GET", "app:1"))
+        with RawConn(port) as c:  # keys found through numkeys are checked too
+            out.append(c.call("AUTH", "frank", "f"))
+            out.append(c.call("SINTERCARD", "2", "s:a", "s:b"))
+            out.append(c.call("SINTERCARD", "2", "s:a", "other"))
+            out.append(c.call("SINTERCARD", "1", "s:a", "LIMIT", "0"))
         with RawConn(port) as admin:
-            out.append(admin.call("ACL", "DELUSER", "bob", "nobody", "carol", "dave", "erin"))
+            out.append(
+                admin.call("ACL", "DELUSER", "bob", "nobody", "carol", "dave", "erin", "frank")
+            )
             out.append(admin.call("ACL", "USERS"))
             # Keys and SCAN never show the users.
             out.append(sorted(admin.call("KEYS", "*")))

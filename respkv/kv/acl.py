@@ -266,9 +266,9 @@ class User:
                 return f"NOPERM this user has no permissions to run the '{shown}' command"
         elif name not in self.allowed:
             return f"NOPERM this user has no permissions to run the '{name}' command"
-        if not self.all_keys and spec.first_key > 0:
+        if not self.all_keys:
             patterns = self.key_patterns
-            for position in spec.key_positions(len(argv)):
+            for position in spec.key_indexes(argv):
                 key = argv[position]
                 if not any(stringmatch(p, key) for p in patterns):
                     return (

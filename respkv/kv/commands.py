@@ -18,7 +18,7 @@ entry's stamp, for a read the caller's clock.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -82,11 +82,13 @@ class CommandSpec:
     name_bytes: bytes = field(init=False)
     is_write: bool = field(init=False)
     arity_error: ErrorReply = field(init=False)
+    movable_keys: bool = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name_bytes", self.name.encode())
         object.__setattr__(self, "is_write", "write" in self.flags)
         object.__setattr__(self, "arity_error", errors.wrong_arity(self.name))
+        object.__setattr__(self, "movable_keys", "movablekeys" in self.flags)
 
     @property
     def server_side(self) -> bool:
@@ -104,6 +106,46 @@ class CommandSpec:
         last = self.last_key if self.last_key >= 0 else argc + self.last_key
         return list(range(self.first_key, min(last, argc - 1) + 1, self.step or 1))
 
+    def key_indexes(self, argv: Sequence[bytes]) -> list[int]:
+        """argv indexes of the keys, movable ones included (ZUNIONSTORE's numkeys, XREAD's
+        STREAMS): the key specs walked as Redis's getKeysUsingKeySpecs does."""
+        if not self.movable_keys:
+            return self.key_positions(len(argv))
+        argc = len(argv)
+        out: list[int] = []
+        for ks in self.key_specs:
+            first = _begin_search(ks, argv)
+            if first <= 0:
+                continue
+            kind, params = ks.find_keys
+            p = dict(params)
+            if kind == "range":
+                step, lastkey, limit = p["keystep"], p["lastkey"], p["limit"]
+                if lastkey >= 0:
+                    last = first + lastkey
+                elif not limit:
+                    last = argc + lastkey
+                else:
+                    last = first + ((argc - first) // limit + lastkey)
+            elif kind == "keynum":
+                step = p["keystep"]
+                if p["keynumidx"] >= argc - first:
+                    continue
+                count = _keynum(argv[first + p["keynumidx"]])
+                if count is None:
+                    continue
+                first += p["firstkey"]
+                last = first + (count - 1) * step
+            else:
+                continue
+            i = first
+            while i <= last and step > 0:
+                if i >= argc:
+                    break
+                out.append(i)
+                i += step
+        return out
+
     def info(self) -> list[object]:
         """This command's COMMAND INFO entry as reply values (RESP2 arrays, RESP3 maps/sets)."""
         return [
@@ -118,6 +160,33 @@ class CommandSpec:
             SetReply([k.reply() for k in self.key_specs]),  # Redis sends these as RESP3 sets
             SetReply([s.info() for s in self.subcommands]),
         ]
+
+
+def _begin_search(ks: KeySpec, argv: Sequence[bytes]) -> int:
+    """Where a key spec's keys start in argv (0: not found, or a search we cannot do)."""
+    kind, params = ks.begin_search
+    p = dict(params)
+    if kind == "index":
+        return int(p["index"])
+    if kind != "keyword":
+        return 0
+    keyword = str(p["keyword"]).encode().lower()
+    argc, start = len(argv), int(p["startfrom"])
+    indexes = range(start, argc) if start > 0 else range(argc + start, 0, -1)
+    for i in indexes:
+        if i < 1 or i >= argc:
+            break
+        if argv[i].lower() == keyword:
+            return i + 1
+    return 0
+
+
+def _keynum(arg: bytes) -> int | None:
+    try:
+        count = int(arg)
+    except ValueError:
+        return None
+    return count if count > 0 else None
 
 
 def _spec_from_row(row: tuple[Any, ...]) -> CommandSpec:

@@ -146,7 +146,7 @@ class Dispatcher:
             conn.reply_now(state_machine.read(argv, db, time.time_ns() // 1_000_000))
             return
         if self.moved_reads and not runtime.is_leader and runtime.leader:
-            keys = spec.key_positions(len(argv))
+            keys = spec.key_indexes(argv)
             if keys and server.cluster is not None:  # keyless commands are never redirected
                 conn.reply_now(server.cluster.moved(key_slot(argv[keys[0]])))
                 return
@@ -171,7 +171,7 @@ class Dispatcher:
         assert cluster is not None
         self.server.stats.forwarded_writes += 1
         if self.server.config.cluster.follower_writes == "moved":
-            keys = spec.key_positions(len(argv))
+            keys = spec.key_indexes(argv)
             if keys:  # keyless commands are never redirected
                 conn.reply_now(cluster.moved(key_slot(argv[keys[0]])))
                 return
@@ -210,11 +210,11 @@ def command_command(server: Server, conn: ClientConnection, argv: list[bytes]) -
         spec = kv_commands.lookup(argv[2])
         if spec is None:
             return ErrorReply("ERR Invalid command specified")
-        positions = spec.key_positions(len(argv) - 2)
-        if spec.first_key <= 0:
-            return ErrorReply("ERR The command has no key arguments")
         if not spec.arity_ok(len(argv) - 2):
             return ErrorReply("ERR Invalid number of arguments specified for command")
+        positions = spec.key_indexes(argv[2:])
+        if not positions:
+            return ErrorReply("ERR The command has no key arguments")
         return [argv[2 + p] for p in positions]
     if sub == b"help" and len(argv) == 2:
         return [b"COMMAND [<subcommand>]: COUNT, DOCS, GETKEYS, INFO, LIST."]
