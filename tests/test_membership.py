@@ -312,11 +312,13 @@ def test_snapshot_streaming_honours_the_rate_limit(tmp_path: Path) -> None:
     """Also a transfer that outlasts the joiner's first seconds: a joiner once dropped its
     link to the leader 5 s after start (REMOVED_GRACE_SECONDS) while still empty, and a
     longer transfer then stalled forever."""
-    n1, _, data = _big_single_node(tmp_path, raft="snapshot_rate_mb_s = 2")
-    (tmp_path / "joiner").mkdir()
-    # Joining with nothing but the address of a member (the leader is not in its config).
-    n2 = RespkvProcess(tmp_path / "joiner", node_id=2, cluster=f'join = "127.0.0.1:{n1.peer_port}"')
+    n1, n2, data = _big_single_node(tmp_path, raft="snapshot_rate_mb_s = 2")
     try:
+        # Joining with nothing but the address of a member (the leader is not in its config).
+        (tmp_path / "joiner").mkdir()
+        n2 = RespkvProcess(
+            tmp_path / "joiner", node_id=2, cluster=f'join = "127.0.0.1:{n1.peer_port}"'
+        )
         n2.start()
         _assert_complete(n2, n1, data)
         stamps = [
