@@ -210,11 +210,14 @@ def command_command(server: Server, conn: ClientConnection, argv: list[bytes]) -
         spec = kv_commands.lookup(argv[2])
         if spec is None:
             return ErrorReply("ERR Invalid command specified")
+        # Redis's order: no key specs at all, then arity, then no keys in these arguments.
+        if not spec.key_specs:
+            return ErrorReply("ERR The command has no key arguments")
         if not spec.arity_ok(len(argv) - 2):
             return ErrorReply("ERR Invalid number of arguments specified for command")
         positions = spec.key_indexes(argv[2:])
-        if not positions:
-            return ErrorReply("ERR The command has no key arguments")
+        if not positions and "no_mandatory_keys" not in spec.flags:
+            return ErrorReply("ERR Invalid arguments specified for command")
         return [argv[2 + p] for p in positions]
     if sub == b"help" and len(argv) == 2:
         return [b"COMMAND [<subcommand>]: COUNT, DOCS, GETKEYS, INFO, LIST."]
