@@ -1689,3 +1689,19 @@ REDIS_COMMANDS += (
   ()),
 )
 # fmt: on
+
+# COMMAND INFO bgsave from the same live 7.0.15 server (backups: respkv/server/backup.py)
+# fmt: off
+REDIS_COMMANDS += (
+ ('bgsave',
+  -1,
+  ('admin', 'noscript', 'no_async_loading'),
+  0,
+  0,
+  0,
+  ('@admin', '@slow', '@dangerous'),
+  (),
+  (),
+  ()),
+)
+# fmt: on

@@ -15,6 +15,7 @@ from respkv.kv.errors import unknown_command
 from respkv.kv.glob import stringmatch
 from respkv.resp.replies import ErrorReply
 
+from . import backup as _backup  # noqa: F401  (registers its commands)
 from . import commands as server_commands
 from . import pubsub as _pubsub  # noqa: F401  (registers its commands)
 from . import transactions as _transactions  # noqa: F401  (registers its commands)
