@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -236,6 +237,20 @@ def test_backup_of_a_cluster_leader_under_writes(tmp_path: Path) -> None:
             acked_before = load.acked()
             manifest = take_backup(cluster.port(leader), tmp_path / "backup")
             assert min(load.acked()) >= min(acked_before)
+            # On a follower the backup waits for a read barrier: it holds everything the
+            # leader had committed when it was asked for, even when the follower is behind
+            # (paused while the others went on).
+            follower = next(i for i in cluster.ids if i != leader)
+            asker = cluster.client(follower, socket_timeout=60)
+            asker.ping()
+            cluster.nodes[follower].signal(signal.SIGSTOP)
+            time.sleep(1.0)
+            committed = cluster.info_raft(leader)["raft_commit_index"]
+            cluster.nodes[follower].signal(signal.SIGCONT)
+            target = tmp_path / "follower-backup"
+            on_follower = json.loads(asker.execute_command("RESPKV", "BACKUP", str(target)))
+            assert on_follower["node_id"] == follower
+            assert on_follower["applied_index"] >= committed
         assert sorted(m["id"] for m in manifest["membership"]) == [1, 2, 3]
         assert manifest["node_id"] == leader
         assert manifest["cluster_id"] == cluster_id(cluster.port(leader))
@@ -247,6 +262,15 @@ def test_bgsave_updates_lastsave_and_writes_a_backup(tmp_path: Path) -> None:
     with node.start():
         client = node.client()
         client.set("a", "1")
+        # Keys in other databases, a swap and a flush (a database map, a dead keyspace): the
+        # manifest counts keys per database as DBSIZE does.
+        other = node.client(db=1)
+        other.mset({"x": 1, "y": 2})
+        other.execute_command("SWAPDB", "1", "2")
+        node.client(db=3).set("gone", 1)
+        node.client(db=3).flushdb()
+        sizes = {str(db): node.client(db=db).dbsize() for db in range(4)}
+        assert sizes == {"0": 1, "1": 0, "2": 2, "3": 0}
         before = client.lastsave()
         time.sleep(1.1)  # LASTSAVE has a resolution of a second
         assert raw(node.port, "BGSAVE") == b"+Background saving started\r\n"
@@ -256,7 +280,8 @@ def test_bgsave_updates_lastsave_and_writes_a_backup(tmp_path: Path) -> None:
         assert persistence["rdb_bgsave_in_progress"] == 0
         where = Path(persistence["respkv_last_backup_dir"])
         assert where.parent == tmp_path / "data" / "backups"
-        assert json.loads((where / "manifest.json").read_text())["key_count"] == 1
+        manifest = json.loads((where / "manifest.json").read_text())
+        assert manifest["key_count"] == 3 and manifest["keys_per_db"] == {"0": 1, "2": 2}
         assert client.execute_command("BGSAVE")  # a second backup, right after
         assert raw(node.port, "BGSAVE", "SCHEDULE") in (
             b"+Background saving started\r\n",  # the second one was already done
@@ -340,6 +365,13 @@ def test_check_finds_holes_and_corrupt_records_and_refuses_a_running_node(
             client.set(f"k{i}", i)
         client.hset("h", mapping={"a": "1", "b": "2"})
         client.sadd("s", "x")
+        client.set("expires", "1", ex=3600)
+        client.expire("h", 3600)
+        node.client(db=2).set("elsewhere", 1)
+        client.execute_command("SWAPDB", "0", "1")
+        client.execute_command("SWAPDB", "0", "1")
+        client.set("dropped", 1)
+        client.delete("dropped")
         running = respkv("check", str(data_dir))
         assert running.returncode == 2
         assert "in use" in running.stderr and "stop the node" in running.stderr
@@ -351,7 +383,7 @@ def test_check_finds_holes_and_corrupt_records_and_refuses_a_running_node(
     assert report["healthy"] is True and report["problems"] == []
     first, last = report["log_first_index"], report["log_last_index"]
     assert last - first > 10 and report["applied_index"] == last
-    assert report["keys"] == 802
+    assert report["keys"] == 804
 
     hole = tmp_path / "hole"
     shutil.copytree(data_dir, hole)
@@ -382,3 +414,45 @@ def test_check_finds_holes_and_corrupt_records_and_refuses_a_running_node(
 
     done = respkv("check", str(tmp_path / "nowhere"))
     assert done.returncode == 2 and "not a respkv data dir" in done.stderr
+
+
+# --- in-process: progress logs, and a restored store passes check -------------------------------
+
+
+def test_backup_and_restore_log_progress_and_the_restored_store_checks_healthy(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from respkv.kv.layout import META_COUNT, U64
+    from respkv.raft.types import ConfState, Index, Member, NodeId, SnapshotMeta, Term
+    from respkv.storage import Store, backup, begin_export
+    from respkv.storage.check import check_data_dir
+
+    monkeypatch.setattr(backup, "PROGRESS_INTERVAL_S", 0.0)
+    keys = 30_000
+    with Store.open(tmp_path / "node1", 1) as store:
+        changes: dict[bytes, bytes | None] = {
+            b"d\x00\x00\x00\x00k%06d" % i: b"s" + b"v" * 400 for i in range(keys)
+        }
+        changes[META_COUNT + b"\x00\x00\x00\x00"] = U64.pack(keys)
+        store.keyspace.write(changes, 5)
+        meta = SnapshotMeta(Index(5), Term(2), ConfState((Member(NodeId(1), False, b"x"),)))
+        caplog.set_level("INFO")
+        manifest = backup.write_backup(
+            begin_export(store, meta),
+            tmp_path / "b",
+            cluster_id="c1",
+            node_id=1,
+            membership=[{"id": 1}],
+            respkv_version="test",
+            estimated_bytes=13_000_000,
+        )
+    assert manifest["key_count"] == keys and manifest["applied_index"] == 5
+    assert "MB written (~" in caplog.text and "MB/s" in caplog.text
+    restored = backup.restore_backup(tmp_path / "b", tmp_path / "new" / "node4", 4, b"y", "c2")
+    assert restored == manifest
+    assert "restore: " in caplog.text and "records/s" in caplog.text
+    report = check_data_dir(tmp_path / "new" / "node4")
+    assert report.healthy, report.problems
+    assert report.facts["cluster_id"] == "c2" and report.facts["node_id"] == 4
+    assert report.facts["members"] == [{"id": 4, "learner": False}]
+    assert report.facts["applied_index"] == 5 and report.facts["keys"] == keys
