@@ -24,6 +24,7 @@ import pytest
 import redis
 from rocksdict import Options, Rdict
 
+from respkv.server import cli
 from respkv.storage import codec
 from tests.respkv_proc import Cluster, RespkvProcess, control_client, wait_until
 
@@ -257,7 +258,9 @@ def test_backup_of_a_cluster_leader_under_writes(tmp_path: Path) -> None:
     restore_and_grow(tmp_path, tmp_path / "backup", manifest, acked_before)
 
 
-def test_bgsave_updates_lastsave_and_writes_a_backup(tmp_path: Path) -> None:
+def test_bgsave_updates_lastsave_and_writes_a_backup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     node = RespkvProcess(tmp_path)
     with node.start():
         client = node.client()
@@ -293,6 +296,13 @@ def test_bgsave_updates_lastsave_and_writes_a_backup(tmp_path: Path) -> None:
             client.execute_command("RESPKV", "BACKUP", "relative/dir")
         wait_until(lambda: client.info("persistence")["rdb_bgsave_in_progress"] == 0, 20, "BGSAVE")
         assert len(list((tmp_path / "data" / "backups").iterdir())) in (3, 4)
+        # respkv backup (in this process) prints the node's progress while it waits.
+        monkeypatch.setattr(cli, "PROGRESS_EVERY_S", 0.001)
+        target = tmp_path / "by-cli"
+        assert cli.main(["backup", str(target), "--port", str(node.port)]) == 0
+        out, err = capsys.readouterr()
+        assert json.loads(out)["key_count"] == 3
+        assert "MB written (~" in err and f"done: {target}" in err
 
 
 # --- restore refuses ----------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from respkv import __version__
 from respkv.config import Config, ConfigError, load
 
 EXIT_CONFIG = 2
+PROGRESS_EVERY_S = 2.0  # respkv backup prints the node's progress this often
 
 _FLAGS: list[tuple[str, str, type, str]] = [
     ("--port", "server.port", int, "client (RESP) port [6379]"),
@@ -204,7 +205,7 @@ def _backup(config: Config, directory: str, local: bool) -> int:
     target = os.path.abspath(directory)
     where = f"{config.server.bind}:{config.server.port}"
     try:
-        client = _connect(config, timeout=2.0)
+        client = _connect(config, timeout=PROGRESS_EVERY_S)
         watcher = _connect(config, timeout=10.0)
     except OSError as e:
         print(f"respkv backup: cannot reach the node at {where}: {e}", file=sys.stderr)
