@@ -70,6 +70,8 @@ class ServerConfig:
     log_level: str = "info"
     log_format: str = "text"  # or "json": one JSON object per line
     expiry_cycle_ms: int = 100  # how often the leader looks for expired keys to delete
+    # Where BGSAVE writes backups ("": <db_root_dir>/backups, beside the node data dirs).
+    backup_dir: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +139,11 @@ class Config:
                 if m.id != me.id:
                     return m.address
         return ""
+
+    @property
+    def backup_dir(self) -> Path:
+        """Where BGSAVE puts backups: ``[server] backup_dir`` or ``<db_root_dir>/backups``."""
+        return Path(self.server.backup_dir or Path(self.cluster.db_root_dir) / "backups")
 
     @property
     def single_node(self) -> bool:

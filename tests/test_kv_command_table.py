@@ -12,6 +12,7 @@ from _kv_redis import redis_server
 
 from respkv.kv import COMMANDS, StateMachine, lookup
 from respkv.kv.backend import MemoryBackend
+from respkv.kv.commands import OWN_COMMANDS
 from respkv.resp.encoder import encode
 
 SERVER_SIDE = [
@@ -28,6 +29,8 @@ SERVER_SIDE = [
     "info",
     "time",
     "lastsave",
+    "bgsave",
+    "respkv",
     "config",
     "cluster",
     "readonly",
@@ -206,8 +209,12 @@ def test_command_info_is_byte_identical_to_redis(redis_port: int, protocol: int)
     with socket.create_connection(("127.0.0.1", redis_port)) as sock:
         if protocol == 3:
             _raw_reply(sock, "HELLO", "3")
+        own = {row[0] for row in OWN_COMMANDS}
         for name, spec in COMMANDS.items():
             theirs = _raw_reply(sock, "COMMAND", "INFO", name)
+            if name in own:
+                assert theirs in (b"*1\r\n$-1\r\n", b"*1\r\n_\r\n"), f"Redis has {name} now"
+                continue
             ours = encode([spec.info()], protocol)
             if not spec.subcommands:
                 assert ours == theirs, name

@@ -1915,3 +1915,19 @@ REDIS_COMMANDS += (
    ('acl|whoami', 2, ('noscript', 'loading', 'stale'), 0, 0, 0, ('@slow',), (), (), ()))),
 )
 # fmt: on
+
+# More commands
+# fmt: off
+REDIS_COMMANDS += (
+ ('bgsave',
+  -1,
+  ('admin', 'noscript', 'no_async_loading'),
+  0,
+  0,
+  0,
+  ('@admin', '@slow', '@dangerous'),
+  (),
+  (),
+  ()),
+)
+# fmt: on

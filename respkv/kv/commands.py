@@ -223,8 +223,16 @@ _IMPLEMENTATIONS: dict[str, tuple[Handler, Prepare | None]] = {
     **sets.IMPLEMENTATIONS,
 }
 
+#: respkv's own commands (not Redis's), described the way Redis describes its own. The server
+#: layer runs them: ``RESPKV BACKUP`` (respkv/server/backup.py).
+OWN_COMMANDS: tuple[tuple[Any, ...], ...] = (
+    ("respkv", -2, ("admin", "noscript"), 0, 0, 0, ("@admin", "@slow", "@dangerous"), (), (), ()),
+)
+
 #: Every command respkv knows, by lowercase name.
-COMMANDS: dict[str, CommandSpec] = {row[0]: _spec_from_row(row) for row in REDIS_COMMANDS}
+COMMANDS: dict[str, CommandSpec] = {
+    row[0]: _spec_from_row(row) for row in (*REDIS_COMMANDS, *OWN_COMMANDS)
+}
 
 # Lookup by the bytes a client sends: lowercase and uppercase spellings are direct hits.
 _BY_BYTES: dict[bytes, CommandSpec] = {}

@@ -21,6 +21,7 @@ from respkv.raft.types import Member, NodeId
 from respkv.storage import StorageError, Store
 
 from .acl import AclTable
+from .backup import Backups
 from .cluster import ClusterLink, derived_cluster_id
 from .dispatch import Dispatcher
 from .join import join_cluster
@@ -62,6 +63,7 @@ class Server:
         # CONFIG SET values of Redis parameters that mean nothing here, echoed by CONFIG GET.
         self.ignored_parameters: dict[str, str] = {}
         self.lastsave = int(time.time())
+        self.backups = Backups(self)
         self.store: Store | None = None
         self.runtime: NodeRuntime | None = None
         self.cluster: ClusterLink | None = None
@@ -259,6 +261,7 @@ class Server:
     async def _stop_node(self) -> None:
         if self._expiry_handle is not None:
             self._expiry_handle.cancel()
+        await self.backups.wait()  # its thread reads the store
         if self.runtime is not None:
             await self.runtime.stop()
         if self.cluster is not None:

@@ -803,8 +803,8 @@ def _section_persistence(server: Server) -> list[str]:
     lines = [
         "loading:0",
         "rdb_changes_since_last_save:0",
-        "rdb_bgsave_in_progress:0",
         f"rdb_last_save_time:{server.lastsave}",
+        *server.backups.info_lines(),
         "aof_enabled:0",
     ]
     if server.runtime is not None:

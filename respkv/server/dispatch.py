@@ -17,6 +17,7 @@ from respkv.kv.glob import stringmatch
 from respkv.resp.replies import ErrorReply
 
 from . import acl as _acl  # noqa: F401  (registers its commands)
+from . import backup as _backup  # noqa: F401  (registers its commands)
 from . import commands as server_commands
 from . import pubsub as _pubsub  # noqa: F401  (registers its commands)
 from . import transactions as _transactions  # noqa: F401  (registers its commands)

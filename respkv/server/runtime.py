@@ -47,6 +47,8 @@ from respkv.raft.types import (
     Term,
 )
 from respkv.storage import (
+    SnapshotExport,
+    StorageError,
     StorageWriter,
     Store,
     begin_export,
@@ -168,6 +170,7 @@ class NodeRuntime:
         self._stopping = False
         self._export: tuple[SnapshotMeta, Path] | None = None  # the last snapshot exported
         self._export_task: asyncio.Task[None] | None = None
+        self.installing_snapshot = False  # a leader's snapshot is being written or installed
         self.snapshot_bytes_sent = 0
         self.snapshot_stats = SnapshotStats()
         self._export_size = 0
@@ -558,21 +561,29 @@ class NodeRuntime:
             self._export_task = self._loop.create_task(self._export_snapshot())
         return None
 
-    async def _export_snapshot(self) -> None:
+    def begin_export(self) -> SnapshotExport:
+        """A consistent view of the keyspace at the applied index, with its meta (index, term,
+        membership). Call it on the loop; write it in a thread (applies go on meanwhile)."""
+        if self.installing_snapshot:
+            raise StorageError("a snapshot from the leader is being installed; try again")
         # The meta and the keyspace view are taken together, with no apply in between.
         applied = self.raft.log.applied
         term = self.raft.log.term(applied)  # compaction keeps the applied entry's term
         assert term is not None
         meta = SnapshotMeta(applied, term, self.raft.conf_at(applied))
-        directory = self.store.path / "snapshots"
-        directory.mkdir(exist_ok=True)
-        path = directory / snapshot_file_name(meta)
+        return begin_export(self.store, meta)
+
+    async def _export_snapshot(self) -> None:
         started = time.monotonic()
         try:
-            export = begin_export(self.store, meta)  # the view of the keyspace, now
+            export = self.begin_export()  # the view of the keyspace, now
+            meta = export.meta
+            directory = self.store.path / "snapshots"
+            directory.mkdir(exist_ok=True)
+            path = directory / snapshot_file_name(meta)
             await asyncio.to_thread(export.write, path)
         except Exception:
-            log.exception("exporting a snapshot at %d failed", meta.index)
+            log.exception("exporting a snapshot at %d failed", self.raft.log.applied)
             return
         finally:
             self._export_task = None
@@ -626,6 +637,7 @@ class NodeRuntime:
     async def _persist_with_snapshot(self, rd: Ready) -> None:
         """A Ready with received snapshot chunks: chunks, install, then the rest as usual."""
         error: BaseException | None = None
+        self.installing_snapshot = True
         try:
             directory = self.store.path / "snapshots"
             directory.mkdir(exist_ok=True)
@@ -666,6 +678,8 @@ class NodeRuntime:
             await self.writer.submit(batch)
         except Exception as e:  # handed to _after_persist, which stops the node
             error = e
+        finally:
+            self.installing_snapshot = False
         self._after_persist(rd, error)
 
     # --- status ------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ import logging
 import os
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO, cast
 
@@ -76,8 +76,16 @@ class SnapshotExport:
         self.meta = meta
         self._items: Iterator[tuple[bytes, bytes]] | None = items
 
-    def write(self, path: str | os.PathLike[str]) -> Path:
-        """Write the snapshot file at ``path`` (atomically: temp file, fsync, rename)."""
+    def write(
+        self,
+        path: str | os.PathLike[str],
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Path:
+        """Write the snapshot file at ``path`` (atomically: temp file, fsync, rename).
+
+        ``progress(bytes_written, records)`` is called after every buffer written (about
+        every MB), from the writing thread.
+        """
         items = self._items
         if items is None:
             raise StorageError("snapshot export already written or closed")
@@ -87,6 +95,7 @@ class SnapshotExport:
         header = encode_header(self.meta)
         crc = zlib.crc32(header)
         count = 0
+        written = len(header)
         pack = _RECORD.pack
         with open(tmp, "wb") as f:
             f.write(header)
@@ -99,7 +108,10 @@ class SnapshotExport:
                 if len(buf) >= _FILE_BUFFER_BYTES:
                     crc = zlib.crc32(buf, crc)
                     f.write(buf)
+                    written += len(buf)
                     buf.clear()
+                    if progress is not None:
+                        progress(written, count)
             buf += _TRAILER.pack(_END_MARK, 0, count)
             crc = zlib.crc32(buf, crc)
             f.write(buf)
@@ -249,11 +261,22 @@ def iter_snapshot(path: str | os.PathLike[str]) -> Iterator[tuple[bytes, bytes]]
 # --- install -------------------------------------------------------------------------------
 
 
-def install_snapshot(store: Store, path: str | os.PathLike[str], meta: SnapshotMeta) -> None:
+def install_snapshot(
+    store: Store,
+    path: str | os.PathLike[str],
+    meta: SnapshotMeta,
+    *,
+    new_membership: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> None:
     """Make the keyspace the snapshot in ``path``, at ``meta``; drop the whole Raft log.
 
     Blocking and long for a big snapshot: run it in a thread, with no apply (``write``) and no
     log write in flight until it returns. Readers see the old keyspace until the flip.
+
+    ``new_membership``: ``meta.conf_state`` replaces the membership the file records (a
+    restore starts a new cluster from a backup); otherwise they must be equal.
+    ``progress(records)`` is called after every batch written.
     """
     where = Path(path)
     found = read_snapshot_meta(where)
@@ -262,7 +285,7 @@ def install_snapshot(store: Store, path: str | os.PathLike[str], meta: SnapshotM
             f"snapshot file {where} holds index {found.index} term {found.term}, "
             f"expected index {meta.index} term {meta.term}"
         )
-    if found.conf_state != meta.conf_state:
+    if found.conf_state != meta.conf_state and not new_membership:
         raise StorageError(f"snapshot file {where} holds a different membership than expected")
     keyspace = store.keyspace
     old = keyspace.cf_name
@@ -277,7 +300,7 @@ def install_snapshot(store: Store, path: str | os.PathLike[str], meta: SnapshotM
     batch.set_default_column_family(handle)
     pending = 0
     count = 0
-    progress = ProgressLog(log, f"installing snapshot {meta.index}", where.stat().st_size)
+    install_log = ProgressLog(log, f"installing snapshot {meta.index}", where.stat().st_size)
     read = 0
     try:
         for key, value in iter_snapshot(where):
@@ -287,15 +310,17 @@ def install_snapshot(store: Store, path: str | os.PathLike[str], meta: SnapshotM
             read += size
             count += 1
             if pending >= INSTALL_BATCH_BYTES:
-                progress.update(read)
+                install_log.update(read)
                 store._db.write(batch, no_wal)
                 batch = WriteBatch(raw_mode=True)
                 batch.set_default_column_family(handle)
                 pending = 0
+                if progress is not None:
+                    progress(count)
         if pending:
             store._db.write(batch, no_wal)
         store._cfs[target].flush(True)
-        progress.finish(read)
+        install_log.finish(read)
     except BaseException:
         store._recreate_cf(target)
         raise

@@ -17,6 +17,7 @@ locked by another process all raise ``StorageError`` with a message that names t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import uuid
@@ -208,6 +209,15 @@ class Store:
             name, _cf_options(name, self._block_cache_bytes)
         )
         self._handles[name] = self._db.get_column_family_handle(name)
+
+    def keyspace_bytes_estimate(self) -> int:
+        """RocksDB's estimate of the active keyspace's size (progress percentages)."""
+        cf = self._cfs[self.keyspace.cf_name]
+        total = 0
+        for name in ("rocksdb.estimate-live-data-size", "rocksdb.size-all-mem-tables"):
+            with contextlib.suppress(Exception):  # an estimate: never worth failing for
+                total += cf.property_int_value(name) or 0
+        return total
 
     # --- writing -----------------------------------------------------------------------------
 
