@@ -20,6 +20,7 @@ from typing import Any
 import hiredis
 import pytest
 
+from respkv.resp.encoder import format_double
 from respkv.resp.replies import ErrorReply, PairsReply, SimpleString
 
 
@@ -70,6 +71,8 @@ def normalize(reply: Any) -> Any:
         return reply.value
     if isinstance(reply, bool):
         return int(reply)
+    if isinstance(reply, float):
+        return format_double(reply)
     if isinstance(reply, PairsReply):
         return [normalize(item) for pair in reply for item in pair]
     if isinstance(reply, (list, tuple)):

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from respkv.resp.replies import ErrorReply, SetReply, SimpleString
 
-from . import errors, hashes, keyspace, strings
+from . import errors, hashes, keyspace, strings, zsets
 from ._redis_commands import REDIS_COMMANDS
 
 if TYPE_CHECKING:
@@ -151,6 +151,7 @@ _IMPLEMENTATIONS: dict[str, tuple[Handler, Prepare | None]] = {
     **strings.IMPLEMENTATIONS,
     **keyspace.IMPLEMENTATIONS,
     **hashes.IMPLEMENTATIONS,
+    **zsets.IMPLEMENTATIONS,
 }
 
 #: Every command respkv knows, by lowercase name.
