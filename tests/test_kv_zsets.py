@@ -492,6 +492,10 @@ def test_zrandmember(kv: Driver) -> None:
         "error",
         "ERR value is out of range",
     )
+    assert call(kv, "ZRANDMEMBER", "z", "-4611686018427387904", "WITHSCORES") == (
+        "error",
+        "ERR value is out of range",
+    )
 
 
 def test_zscan(kv: Driver) -> None:

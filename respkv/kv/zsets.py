@@ -689,7 +689,7 @@ def zrandmember(sm: StateMachine, argv: list[bytes], db: Db, now: int) -> Any:
     if len(argv) > 4 or (len(argv) == 4 and _c_lower(argv[3]) != b"withscores"):
         return errors.SYNTAX
     withscores = len(argv) == 4
-    if withscores and (count < -_LONG_MAX // 2 or count > _LONG_MAX // 2):
+    if withscores and (count < -(_LONG_MAX // 2) or count > _LONG_MAX // 2):
         return errors.VALUE_OUT_OF_RANGE
     z = _open_read(sm, db, argv[1], now)
     if z is None or isinstance(z, ErrorReply):
