@@ -123,6 +123,12 @@ KV_COMMANDS = [
     "zinterstore",
     "zrandmember",
     "zscan",
+    "zunion",
+    "zinter",
+    "zdiff",
+    "zdiffstore",
+    "zintercard",
+    "zmpop",
 ]
 
 

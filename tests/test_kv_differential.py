@@ -252,6 +252,23 @@ ZSET_COMMANDS = st.one_of(
     cmd(b"zremrangebylex", zkey, lex_bound, lex_bound),
     cmd(b"zunionstore", zkey, numkeys, st.lists(zkey, min_size=1, max_size=3), setop_options),
     cmd(b"zinterstore", zkey, numkeys, st.lists(zkey, min_size=1, max_size=3), setop_options),
+    cmd(b"zunion", numkeys, st.lists(zkey, min_size=1, max_size=3), setop_options),
+    cmd(b"zinter", numkeys, st.lists(zkey, min_size=1, max_size=3), setop_options),
+    cmd(b"zdiff", numkeys, st.lists(zkey, min_size=1, max_size=3), setop_options),
+    cmd(b"zdiffstore", zkey, numkeys, st.lists(zkey, min_size=1, max_size=3), setop_options),
+    cmd(
+        b"zintercard",
+        numkeys,
+        st.lists(zkey, min_size=1, max_size=3),
+        st.sampled_from([[], [b"LIMIT", b"1"], [b"LIMIT", b"0"], [b"limit", b"-1"], [b"LIMIT"]]),
+    ),
+    cmd(
+        b"zmpop",
+        st.sampled_from([b"1", b"2", b"3", b"0", b"x"]),
+        st.lists(zkey, min_size=1, max_size=3),
+        st.sampled_from([b"MIN", b"max", b"FOO"]),
+        st.sampled_from([[], [b"COUNT", b"2"], [b"count", b"10"], [b"COUNT", b"0"], [b"COUNT"]]),
+    ),
     cmd(b"zrandmember", zkey, zrandmember_args),
     cmd(b"zscan", zkey, st.sampled_from([b"0", b"0", b"abc"]), hscan_options),
 )
@@ -525,7 +542,8 @@ def test_every_generated_command_is_known() -> None:
         b"zrank", b"zrevrank", b"zrange", b"zrevrange", b"zrangebyscore", b"zrevrangebyscore",
         b"zrangebylex", b"zrevrangebylex", b"zrangestore", b"zpopmin", b"zpopmax",
         b"zremrangebyrank", b"zremrangebyscore", b"zremrangebylex", b"zunionstore",
-        b"zinterstore", b"zrandmember", b"zscan",
+        b"zinterstore", b"zrandmember", b"zscan", b"zunion", b"zinter", b"zdiff", b"zdiffstore",
+        b"zintercard", b"zmpop",
     }  # fmt: skip
     assert {n.decode() for n in generated} | {"flushall"} == handled
     assert all(lookup(n) is not None for n in generated)

@@ -1,6 +1,8 @@
 """Sorted set commands: ZADD ZINCRBY ZREM ZSCORE ZMSCORE ZCARD ZCOUNT ZLEXCOUNT ZRANK ZREVRANK
 ZRANGE ZREVRANGE ZRANGEBYSCORE ZREVRANGEBYSCORE ZRANGEBYLEX ZREVRANGEBYLEX ZRANGESTORE ZPOPMIN
-ZPOPMAX ZREMRANGEBYSCORE ZREMRANGEBYRANK ZREMRANGEBYLEX ZUNIONSTORE ZINTERSTORE ZRANDMEMBER ZSCAN.
+ZPOPMAX ZMPOP ZREMRANGEBYSCORE ZREMRANGEBYRANK ZREMRANGEBYLEX ZUNIONSTORE ZINTERSTORE ZDIFFSTORE
+ZUNION ZINTER ZDIFF ZINTERCARD ZRANDMEMBER ZSCAN. (Not here: the blocking BZPOPMIN BZPOPMAX
+BZMPOP.)
 
 Layout
 ------
@@ -27,7 +29,9 @@ Complexity (n: members, k: members returned or removed)
     (the documented use, checked with two seeks) a seek; otherwise a walk that reproduces what
     Redis does on its listpack encoding (the result is unspecified by Redis).
     ZPOPMIN/ZPOPMAX: O(k) from the matching end, deterministic (score then member order).
-    ZUNIONSTORE/ZINTERSTORE: read every input, like Redis.
+    ZUNION/ZINTER/ZDIFF(STORE)/ZINTERCARD: read every input (ZINTER: the smallest, then
+    point reads in the others), like Redis. Set inputs (``layout.T_SET``: member records are
+    the members with empty values) count with score 1.
 
 Scores are parsed like Redis: ``string2d`` (strtod, the whole argument, no leading space, no
 NaN, no overflow or underflow to zero) for ZADD/ZINCRBY/WEIGHTS, ``zslParseRange`` for score
@@ -48,7 +52,7 @@ import struct
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Final
 
-from respkv.resp.replies import ErrorReply, PairsReply
+from respkv.resp.replies import NULL_ARRAY, ErrorReply, PairsReply
 
 from . import collection, errors
 from .collection import Collection
@@ -71,6 +75,7 @@ GT_LT_NX: Final = ErrorReply("ERR GT, LT, and/or NX options at the same time are
 INCR_SINGLE: Final = ErrorReply("ERR INCR option supports a single increment-element pair")
 SCORE_NAN: Final = ErrorReply("ERR resulting score is not a number (NaN)")
 WEIGHT_NOT_FLOAT: Final = ErrorReply("ERR weight value is not a float")
+COUNT_NOT_POSITIVE: Final = ErrorReply("ERR count should be greater than 0")
 LIMIT_NEEDS_RANGE: Final = ErrorReply(
     "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX"
 )
@@ -960,48 +965,89 @@ def zrangestore(sm: StateMachine, argv: list[bytes], db: Db, stamp: int) -> Any:
 
 
 _SUM, _MIN, _MAX = 0, 1, 2
+_UNION, _INTER, _DIFF = "union", "inter", "diff"
+
+#: name -> (operation, argv index of numkeys, stores into argv[1], cardinality only)
+_SETOPS: Final[dict[bytes, tuple[str, int, bool, bool]]] = {
+    b"zunionstore": (_UNION, 2, True, False),
+    b"zinterstore": (_INTER, 2, True, False),
+    b"zdiffstore": (_DIFF, 2, True, False),
+    b"zunion": (_UNION, 1, False, False),
+    b"zinter": (_INTER, 1, False, False),
+    b"zdiff": (_DIFF, 1, False, False),
+    b"zintercard": (_INTER, 1, False, True),
+}
 
 
-def parse_numkeys(argv: list[bytes]) -> int | ErrorReply:
-    setnum = parse_int(argv[2])
+class SetOp:
+    """A parsed ZUNION/ZINTER/ZDIFF[STORE]/ZINTERCARD."""
+
+    __slots__ = ("aggregate", "card_only", "keys", "limit", "op", "store", "weights", "withscores")
+
+    def __init__(self, op: str, keys: list[bytes], store: bool, card_only: bool) -> None:
+        self.op = op
+        self.keys = keys
+        self.store = store
+        self.card_only = card_only
+        self.weights = [1.0] * len(keys)
+        self.aggregate = _SUM
+        self.withscores = False
+        self.limit = 0  # ZINTERCARD's LIMIT, 0: none
+
+
+def parse_setop_keys(argv: list[bytes]) -> SetOp | ErrorReply:
+    """The numkeys part, checked before anything else (zunionInterDiffGenericCommand)."""
+    op, at, store, card_only = _SETOPS[argv[0].lower()]
+    setnum = parse_int(argv[at])
     if setnum is None:
         return errors.NOT_INTEGER
     if setnum < 1:
         return _needs_keys(argv[0].lower().decode())
-    if setnum > len(argv) - 3:
+    if setnum > len(argv) - (at + 1):
         return errors.SYNTAX
-    return setnum
+    return SetOp(op, argv[at + 1 : at + 1 + setnum], store, card_only)
 
 
-def _parse_setop_options(argv: list[bytes], setnum: int) -> tuple[list[float], int] | ErrorReply:
-    weights = [1.0] * setnum
-    aggregate = _SUM
-    j = 3 + setnum
+def parse_setop_options(argv: list[bytes], q: SetOp) -> ErrorReply | None:
+    """The options after the keys (checked after the inputs' types, as Redis does)."""
+    _, at, _, _ = _SETOPS[argv[0].lower()]
+    setnum = len(q.keys)
+    j = at + 1 + setnum
     n = len(argv)
+    weighted = q.op != _DIFF and not q.card_only
     while j < n:
         remaining = n - j
         opt = _c_lower(argv[j])
-        if remaining >= setnum + 1 and opt == b"weights":
+        if weighted and remaining >= setnum + 1 and opt == b"weights":
             for i in range(setnum):
                 w = parse_score(argv[j + 1 + i])
                 if w is None:
                     return WEIGHT_NOT_FLOAT
-                weights[i] = w
+                q.weights[i] = w
             j += setnum + 1
-        elif remaining >= 2 and opt == b"aggregate":
+        elif weighted and remaining >= 2 and opt == b"aggregate":
             how = _c_lower(argv[j + 1])
             if how == b"sum":
-                aggregate = _SUM
+                q.aggregate = _SUM
             elif how == b"min":
-                aggregate = _MIN
+                q.aggregate = _MIN
             elif how == b"max":
-                aggregate = _MAX
+                q.aggregate = _MAX
             else:
                 return errors.SYNTAX
             j += 2
+        elif not q.store and not q.card_only and opt == b"withscores":
+            q.withscores = True
+            j += 1
+        elif q.card_only and remaining >= 2 and opt == b"limit":
+            limit = parse_int(argv[j + 1])
+            if limit is None or limit < 0:
+                return errors.LIMIT_NEGATIVE
+            q.limit = limit
+            j += 2
         else:
             return errors.SYNTAX
-    return weights, aggregate
+    return None
 
 
 def _prepare_setop(
@@ -1009,23 +1055,23 @@ def _prepare_setop(
 ) -> list[bytes] | ErrorReply:
     """numkeys errors come before anything else; WRONGTYPE of an input comes before the
     options' errors in Redis, so those are left to apply unless the types are known good."""
-    setnum = parse_numkeys(argv)
-    if isinstance(setnum, ErrorReply):
-        return setnum
+    q = parse_setop_keys(argv)
+    if isinstance(q, ErrorReply):
+        return q
     if check:
         db = sm.db(db_index)
-        for key in argv[3 : 3 + setnum]:
+        for key in q.keys:
             record = sm.lookup_read(db, key, now)
             if record is not None and record[0] & 0x7F not in (T_ZSET, T_SET):
                 return errors.WRONGTYPE
-        options = _parse_setop_options(argv, setnum)
-        if isinstance(options, ErrorReply):
+        options = parse_setop_options(argv, q)
+        if options is not None:
             return options
     return argv
 
 
 class _Input:
-    """One input of ZUNIONSTORE/ZINTERSTORE: a sorted set, or a set (every score 1)."""
+    """One input of a set operation: a sorted set, or a set (every score 1)."""
 
     __slots__ = ("c", "size", "weight")
 
@@ -1062,54 +1108,145 @@ def _aggregate(target: float, value: float, how: int) -> float:
     return value if value > target else target
 
 
-def zsetop(sm: StateMachine, argv: list[bytes], db: Db, stamp: int) -> Any:
-    """ZUNIONSTORE/ZINTERSTORE dst numkeys key... [WEIGHTS w...] [AGGREGATE SUM|MIN|MAX]."""
-    setnum = parse_numkeys(argv)
-    if isinstance(setnum, ErrorReply):
-        return setnum
+def _compute(inputs: list[_Input], q: SetOp) -> dict[bytes, float] | int:
+    """The result (member -> score), or ZINTERCARD's count. Union and intersection visit
+    the inputs smallest first, as Redis does (it matters for sums of floats)."""
+    result: dict[bytes, float] = {}
+    if q.op == _DIFF:
+        first = inputs[0]
+        others = inputs[1:]
+        for member, score in first.items():
+            if all(other.find(member) is None for other in others):
+                result[member] = score
+        return result
+    inputs = sorted(inputs, key=lambda s: s.size)
+    how = q.aggregate
+    if q.op == _INTER:
+        first = inputs[0]
+        count = 0
+        if first.size == 0:
+            return 0 if q.card_only else result
+        for member, score in first.items():
+            total = first.weight * score
+            if math.isnan(total):
+                total = 0.0
+            for other in inputs[1:]:
+                found = other.find(member)
+                if found is None:
+                    break
+                total = _aggregate(total, found * other.weight, how)
+            else:
+                if q.card_only:
+                    count += 1
+                    if q.limit and count >= q.limit:
+                        break
+                else:
+                    result[member] = total
+        return count if q.card_only else result
+    for source in inputs:
+        for member, score in source.items():
+            value = source.weight * score
+            if math.isnan(value):
+                value = 0.0
+            if member in result:
+                result[member] = _aggregate(result[member], value, how)
+            else:
+                result[member] = value
+    return result
+
+
+def _setop(sm: StateMachine, argv: list[bytes], db: Db, now: int, *, write: bool) -> Any:
+    q = parse_setop_keys(argv)
+    if isinstance(q, ErrorReply):
+        return q
     sources: list[Collection | None] = []
-    for key in argv[3 : 3 + setnum]:
-        record = sm.lookup_write(db, key, stamp)
+    for key in q.keys:
+        record = sm.lookup_write(db, key, now) if write else sm.lookup_read(db, key, now)
         if record is None:
             sources.append(None)
             continue
         if record[0] & 0x7F not in (T_ZSET, T_SET):
             return errors.WRONGTYPE
         sources.append(Collection.decode(sm, db, key, record))
-    options = _parse_setop_options(argv, setnum)
-    if isinstance(options, ErrorReply):
-        return options
-    weights, how = options
-    inputs = sorted(
-        (_Input(c, w) for c, w in zip(sources, weights, strict=True)), key=lambda s: s.size
-    )
-    result: dict[bytes, float] = {}
-    if argv[0].lower() == b"zinterstore":
-        first = inputs[0]
-        if first.size > 0:
-            for member, score in first.items():
-                total = first.weight * score
-                if math.isnan(total):
-                    total = 0.0
-                for other in inputs[1:]:
-                    found = other.find(member)
-                    if found is None:
-                        break
-                    value = found * other.weight
-                    total = _aggregate(total, value, how)
-                else:
-                    result[member] = total
-    else:
-        for source in inputs:
-            for member, score in source.items():
-                value = source.weight * score
-                if math.isnan(value):
-                    value = 0.0
-                if member in result:
-                    result[member] = _aggregate(result[member], value, how)
-                else:
-                    result[member] = value
-    return _store(sm, db, argv[1], stamp, result.items())
+    failed = parse_setop_options(argv, q)
+    if failed is not None:
+        return failed
+    result = _compute([_Input(c, w) for c, w in zip(sources, q.weights, strict=True)], q)
+    if isinstance(result, int):
+        return result
+    if q.store:
+        return _store(sm, db, argv[1], now, result.items())
+    # Redis answers from its (skiplist) result: in score order, -0.0 kept as it was computed.
+    entries = sorted(result.items(), key=lambda e: (e[1], e[0]))
+    return _with_scores(entries, q.withscores)
+
+
+def zsetop_store(sm: StateMachine, argv: list[bytes], db: Db, stamp: int) -> Any:
+    """ZUNIONSTORE/ZINTERSTORE dst numkeys key... [WEIGHTS w...] [AGGREGATE SUM|MIN|MAX];
+    ZDIFFSTORE dst numkeys key...; sets count as sorted sets with every score 1."""
+    return _setop(sm, argv, db, stamp, write=True)
+
+
+def zsetop_read(sm: StateMachine, argv: list[bytes], db: Db, now: int) -> Any:
+    """ZUNION/ZINTER numkeys key... [WEIGHTS...] [AGGREGATE...] [WITHSCORES]; ZDIFF numkeys
+    key... [WITHSCORES]; ZINTERCARD numkeys key... [LIMIT n]."""
+    return _setop(sm, argv, db, now, write=False)
+
+
+_ZMPOP_WHERE: Final = {b"min": False, b"max": True}
+
+
+def parse_zmpop(argv: list[bytes]) -> tuple[list[bytes], bool, int] | ErrorReply:
+    """ZMPOP numkeys key... MIN|MAX [COUNT n]: (keys, from the max end, count)."""
+    numkeys = parse_int(argv[1])
+    if numkeys is None or numkeys < 1:
+        return errors.NUMKEYS_NOT_POSITIVE
+    where_at = 2 + numkeys
+    if where_at >= len(argv):
+        return errors.SYNTAX
+    reverse = _ZMPOP_WHERE.get(_c_lower(argv[where_at]))
+    if reverse is None:
+        return errors.SYNTAX
+    count = -1
+    j = where_at + 1
+    while j < len(argv):
+        if count == -1 and _c_lower(argv[j]) == b"count" and j + 1 < len(argv):
+            count = parse_int(argv[j + 1]) or 0
+            if count < 1:
+                return COUNT_NOT_POSITIVE
+            j += 2
+        else:
+            return errors.SYNTAX
+    return argv[2:where_at], reverse, (1 if count == -1 else count)
+
+
+def _prepare_zmpop(
+    sm: StateMachine, argv: list[bytes], db_index: int, now: int, check: bool
+) -> list[bytes] | ErrorReply:
+    """Syntax only: which key's type matters depends on which keys exist (found at apply)."""
+    parsed = parse_zmpop(argv)
+    return parsed if isinstance(parsed, ErrorReply) else argv
+
+
+def zmpop(sm: StateMachine, argv: list[bytes], db: Db, stamp: int) -> Any:
+    """Pops from the first of the keys that holds a sorted set: [key, [[member, score]...]]
+    (nested in RESP2 too), or a null array when none does."""
+    parsed = parse_zmpop(argv)
+    if isinstance(parsed, ErrorReply):
+        return parsed
+    keys, reverse, count = parsed
+    for key in keys:
+        z = _open_write(sm, db, key, stamp)
+        if z is None:
+            continue
+        if isinstance(z, ErrorReply):
+            return z
+        popped = _take_limit(z.entries(reverse=reverse), count)
+        for member, score in popped:
+            z.remove(member, score)
+        z.store()
+        return [key, [[member, score] for member, score in popped]]
+    return NULL_ARRAY
 
 
 IMPLEMENTATIONS: dict[str, tuple[Handler, Prepare | None]] = {
@@ -1135,8 +1272,14 @@ IMPLEMENTATIONS: dict[str, tuple[Handler, Prepare | None]] = {
     "zremrangebyrank": (zremrange, _checked(parse_remrange)),
     "zremrangebyscore": (zremrange, _checked(parse_remrange)),
     "zremrangebylex": (zremrange, _checked(parse_remrange)),
-    "zunionstore": (zsetop, _prepare_setop),
-    "zinterstore": (zsetop, _prepare_setop),
+    "zunionstore": (zsetop_store, _prepare_setop),
+    "zinterstore": (zsetop_store, _prepare_setop),
+    "zdiffstore": (zsetop_store, _prepare_setop),
+    "zunion": (zsetop_read, None),
+    "zinter": (zsetop_read, None),
+    "zdiff": (zsetop_read, None),
+    "zintercard": (zsetop_read, None),
+    "zmpop": (zmpop, _prepare_zmpop),
     "zrandmember": (zrandmember, None),
     "zscan": (zscan, None),
 }
