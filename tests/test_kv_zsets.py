@@ -681,3 +681,17 @@ def test_zmpop(kv: Driver) -> None:
     assert call(kv, "ZMPOP", "1", "z", "MIN", "COUNT", "1", "COUNT", "1") == SYNTAX
     assert encode(kv.call([b"ZMPOP", b"1", b"z", b"MIN"]), 2) == b"*-1\r\n"
     assert encode(kv.call([b"ZMPOP", b"1", b"z", b"MIN"]), 3) == b"_\r\n"
+
+
+def test_zrandmember_on_a_big_set_draws_members_with_their_scores() -> None:
+    kv = Driver()
+    n = 3000  # beyond the exact sample: random descents of the member keys
+    for start in range(0, n, 500):
+        args = [x for i in range(start, start + 500) for x in (str(i / 4), f"member:{i:05d}")]
+        call(kv, "ZADD", "z", *args)
+    picked = call(kv, "ZRANDMEMBER", "z", "20", "WITHSCORES")
+    members = picked[::2]
+    assert len(members) == 20 and len(set(members)) == 20
+    for member, score in zip(members, picked[1::2], strict=True):
+        assert call(kv, "ZSCORE", "z", member) == score
+    assert all(m.startswith(b"member:") for m in call(kv, "ZRANDMEMBER", "z", "-50"))
