@@ -334,7 +334,7 @@ class ZSet:
 
     def by_lex(self, spec: LexRange, *, reverse: bool = False) -> Iterator[tuple[bytes, float]]:
         """The members in ``spec`` from where Redis starts (the first in range from the head,
-        or the last from the tail), walking while in range; see ``lex_walk`` for LIMIT."""
+        or the last from the tail), walking while in range; see ``_lex_walk`` for LIMIT."""
         start = self.lex_start(spec, reverse=reverse)
         if start is None:
             return
