@@ -208,9 +208,119 @@ SET_COMMANDS = st.one_of(
     cmd(b"sscan", skey, st.sampled_from([b"0", b"0", b"abc"]), sscan_options),
 )
 
+#: Sorted sets: small (listpack-encoded in Redis), scores from a few floats, bad ones included.
+ZSET_KEYS = [b"z1", b"z2", b"z1", b"z2", b"z3", b"a", b"h1"]
+zkey = st.sampled_from(ZSET_KEYS)
+ZSET_MEMBERS = [b"a", b"b", b"c", b"", b"m:1", b"ab", b"d", b"e\x00"]
+zmember = st.sampled_from(ZSET_MEMBERS)
+GOOD_SCORES = [b"0", b"1", b"-1", b"1.5", b"-0", b"inf", b"-inf", b"+inf", b"2", b"3", b"0.1"]
+BAD_SCORES = [b"1e400", b"nan", b"abc", b"", b" 1", b"1 ", b"0x10", b"1e-400", b"1e"]
+score = st.one_of(st.sampled_from(GOOD_SCORES), st.sampled_from(GOOD_SCORES + BAD_SCORES))
+SCORE_BOUNDS = [
+    b"-inf", b"+inf", b"0", b"(0", b"1", b"(1", b"1.5", b"(1.5", b"-1", b"(-1", b"inf", b"(inf",
+    b"-0", b"(", b"", b" 1", b"abc", b"(x", b"nan", b"2", b"(3",
+]  # fmt: skip
+LEX_BOUNDS = [b"-", b"+", b"[a", b"(a", b"[b", b"(b", b"[c", b"(ab", b"[", b"(", b"a", b"", b"+x"]
+RANKS = [b"0", b"1", b"-1", b"-2", b"2", b"10", b"-10", b"abc", b"-0"]
+score_bound = st.sampled_from(SCORE_BOUNDS)
+lex_bound = st.sampled_from(LEX_BOUNDS)
+rank = st.sampled_from(RANKS)
+any_bound = st.sampled_from(SCORE_BOUNDS + LEX_BOUNDS + RANKS)
+zadd_flags = st.lists(
+    st.sampled_from([b"NX", b"XX", b"GT", b"LT", b"CH", b"INCR", b"incr", b"ch"]), max_size=3
+)
+score_members = st.lists(st.tuples(score, zmember).map(list), min_size=1, max_size=3).map(flat)
+many_score_members = st.lists(
+    st.tuples(st.sampled_from(GOOD_SCORES), zmember).map(list), min_size=1, max_size=6
+).map(flat)
+limit = st.tuples(
+    st.just(b"LIMIT"),
+    st.sampled_from([b"0", b"1", b"2", b"-1", b"5", b"abc"]),
+    st.sampled_from([b"1", b"2", b"-1", b"0", b"10", b"x"]),
+).map(list)
+zrange_options = st.lists(
+    st.one_of(opt([b"BYSCORE"], [b"BYLEX"], [b"REV"], [b"WITHSCORES"], [b"FOO"]), limit),
+    max_size=3,
+).map(flat)
+byscore_options = st.lists(st.one_of(opt([b"WITHSCORES"], [b"withscores"]), limit), max_size=2).map(
+    flat
+)
+numkeys = st.sampled_from([b"1", b"2", b"2", b"3", b"0", b"-1", b"abc", b"9"])
+WEIGHTS = [b"1", b"2", b"-1", b"0", b"0.5", b"inf", b"-inf", b"abc"]
+setop_options = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just(b"WEIGHTS"), st.lists(st.sampled_from(WEIGHTS), min_size=1, max_size=3)
+        ).map(lambda t: [t[0], *t[1]]),
+        st.tuples(st.just(b"AGGREGATE"), st.sampled_from([b"SUM", b"min", b"MAX", b"avg"])).map(
+            list
+        ),
+        opt([b"WITHSCORES"]),
+    ),
+    max_size=2,
+).map(flat)
+zrandmember_args = st.one_of(
+    st.just([]),
+    st.tuples(st.sampled_from([b"0", b"1", b"3", b"10", b"-1", b"-4", b"abc"])).map(list),
+    st.tuples(
+        st.sampled_from([b"2", b"-3", b"10", b"9223372036854775807"]),
+        st.sampled_from([b"WITHSCORES", b"withscores", b"FOO"]),
+    ).map(list),
+)
+
+ZSET_COMMANDS = st.one_of(
+    cmd(b"zadd", zkey, zadd_flags, score_members),
+    cmd(b"zadd", zkey, score_members),
+    cmd(b"zincrby", zkey, score, zmember),
+    cmd(b"zrem", zkey, st.lists(zmember, min_size=1, max_size=3)),
+    cmd(b"zscore", zkey, zmember),
+    cmd(b"zmscore", zkey, st.lists(zmember, min_size=1, max_size=3)),
+    cmd(b"zcard", zkey),
+    cmd(b"zcount", zkey, score_bound, score_bound),
+    cmd(b"zlexcount", zkey, lex_bound, lex_bound),
+    cmd(b"zrank", zkey, zmember),
+    cmd(b"zrevrank", zkey, zmember),
+    cmd(b"zrange", zkey, rank, rank, zrange_options),
+    cmd(b"zrange", zkey, any_bound, any_bound, zrange_options),
+    cmd(b"zrevrange", zkey, rank, rank, st.sampled_from([[], [b"WITHSCORES"], [b"LIMIT"]])),
+    cmd(b"zrangebyscore", zkey, score_bound, score_bound, byscore_options),
+    cmd(b"zrevrangebyscore", zkey, score_bound, score_bound, byscore_options),
+    cmd(b"zrangebylex", zkey, lex_bound, lex_bound, st.lists(limit, max_size=1).map(flat)),
+    cmd(b"zrevrangebylex", zkey, lex_bound, lex_bound, st.lists(limit, max_size=1).map(flat)),
+    cmd(b"zrangestore", zkey, zkey, any_bound, any_bound, zrange_options),
+    cmd(b"zpopmin", zkey, st.sampled_from([[], [b"0"], [b"1"], [b"2"], [b"10"], [b"-1"], [b"x"]])),
+    cmd(b"zpopmax", zkey, st.sampled_from([[], [b"0"], [b"1"], [b"3"], [b"-2"], [b"1", b"2"]])),
+    cmd(b"zremrangebyrank", zkey, rank, rank),
+    cmd(b"zremrangebyscore", zkey, score_bound, score_bound),
+    cmd(b"zremrangebylex", zkey, lex_bound, lex_bound),
+    cmd(b"zunionstore", zkey, numkeys, st.lists(zkey, min_size=1, max_size=3), setop_options),
+    cmd(b"zinterstore", zkey, numkeys, st.lists(zkey, min_size=1, max_size=3), setop_options),
+    cmd(b"zunion", numkeys, st.lists(zkey, min_size=1, max_size=3), setop_options),
+    cmd(b"zinter", numkeys, st.lists(zkey, min_size=1, max_size=3), setop_options),
+    cmd(b"zdiff", numkeys, st.lists(zkey, min_size=1, max_size=3), setop_options),
+    cmd(b"zdiffstore", zkey, numkeys, st.lists(zkey, min_size=1, max_size=3), setop_options),
+    cmd(
+        b"zintercard",
+        numkeys,
+        st.lists(zkey, min_size=1, max_size=3),
+        st.sampled_from([[], [b"LIMIT", b"1"], [b"LIMIT", b"0"], [b"limit", b"-1"], [b"LIMIT"]]),
+    ),
+    cmd(
+        b"zmpop",
+        st.sampled_from([b"1", b"2", b"3", b"0", b"x"]),
+        st.lists(zkey, min_size=1, max_size=3),
+        st.sampled_from([b"MIN", b"max", b"FOO"]),
+        st.sampled_from([[], [b"COUNT", b"2"], [b"count", b"10"], [b"COUNT", b"0"], [b"COUNT"]]),
+    ),
+    cmd(b"zrandmember", zkey, zrandmember_args),
+    cmd(b"zscan", zkey, st.sampled_from([b"0", b"0", b"abc"]), hscan_options),
+)
+
 COMMAND = st.one_of(
     HASH_COMMANDS,
     SET_COMMANDS,
+    ZSET_COMMANDS,
+    ZSET_COMMANDS,
     cmd(b"get", key),
     cmd(b"set", key, value, st.lists(set_option, max_size=3).map(flat)),
     cmd(b"setnx", key, value),
@@ -363,8 +473,8 @@ def compare(redis: RawRedis, ours: Driver, steps: list[tuple[int, list[bytes]]])
         if name == b"scan":
             mine = _scan_all(our_call, args)
             theirs = _scan_all(lambda argv: redis.call(*argv), args)
-        elif name in (b"hscan", b"sscan"):
-            pairs = name == b"hscan"
+        elif name in (b"hscan", b"sscan", b"zscan"):
+            pairs = name != b"sscan"
             mine = _scan_all(our_call, args, 2, pairs=pairs)
             theirs = _scan_all(lambda argv: redis.call(*argv), args, 2, pairs=pairs)
         else:
@@ -379,6 +489,13 @@ def compare(redis: RawRedis, ours: Driver, steps: list[tuple[int, list[bytes]]])
             everything = our_call([b"hgetall", args[1]])
             hgetall = dict(zip(everything[::2], everything[1::2], strict=True))
             _check_random_fields(context, args, mine, theirs, hgetall)
+        elif name == b"zrandmember" and len(args) > 2:
+            everything = our_call([b"zrange", args[1], b"0", b"-1", b"withscores"])
+            zrange = dict(zip(everything[::2], everything[1::2], strict=True))
+            _check_random_fields(context, args, mine, theirs, zrange)
+        elif name == b"zrandmember" and isinstance(theirs, bytes):
+            assert isinstance(mine, bytes), f"{context}: ours {mine!r} redis {theirs!r}"
+            assert mine in our_call([b"zrange", args[1], b"0", b"-1"]), context
         elif name == b"hrandfield" and isinstance(theirs, bytes):
             assert isinstance(mine, bytes), f"{context}: ours {mine!r} redis {theirs!r}"
             assert mine in our_call([b"hkeys", args[1]]), context
@@ -417,6 +534,9 @@ def compare(redis: RawRedis, ours: Driver, steps: list[tuple[int, list[bytes]]])
             elif their_type == b"set":
                 mine_all = normalize(ours.call([b"smembers", k], db, now))
                 assert sorted(mine_all) == sorted(redis.call("SMEMBERS", k)), k
+            elif their_type == b"zset":
+                everything = [b"zrange", k, b"0", b"-1", b"withscores"]
+                assert normalize(ours.call(everything, db, now)) == redis.call(*everything), k
             else:
                 assert normalize(ours.call([b"get", k], db, now)) == redis.call("GET", k)
 
@@ -428,6 +548,37 @@ def compare(redis: RawRedis, ours: Driver, steps: list[tuple[int, list[bytes]]])
 )
 @given(steps=st.lists(STEP, min_size=1, max_size=25))
 def test_differential_against_redis(redis_port: int, steps: list[tuple[int, list[bytes]]]) -> None:
+    redis = RawRedis(redis_port)
+    try:
+        redis.call("FLUSHALL")
+        compare(redis, Driver(), steps)
+    finally:
+        redis.close()
+
+
+ZSET_STEP = st.tuples(
+    st.sampled_from([0, 0, 0, 0, 1]),
+    st.one_of(
+        ZSET_COMMANDS,
+        cmd(b"zadd", zkey, many_score_members),
+        cmd(b"zadd", zkey, many_score_members),
+        cmd(b"set", zkey, value),
+        cmd(b"del", zkey),
+        cmd(b"copy", zkey, zkey, copy_options),
+        cmd(b"rename", zkey, zkey),
+        cmd(b"move", zkey, db_arg),
+    ),
+)
+
+
+@settings(
+    max_examples=int(os.environ.get("KV_DIFF_EXAMPLES", "300")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(steps=st.lists(ZSET_STEP, min_size=1, max_size=30))
+def test_sorted_sets_against_redis(redis_port: int, steps: list[tuple[int, list[bytes]]]) -> None:
+    """Mostly sorted-set commands, so that their interplay is explored deeply."""
     redis = RawRedis(redis_port)
     try:
         redis.call("FLUSHALL")
@@ -453,6 +604,12 @@ def test_every_generated_command_is_known() -> None:
         b"hscan", b"sadd", b"srem", b"smembers", b"sismember", b"smismember", b"scard", b"spop",
         b"srandmember", b"smove", b"sinter", b"sunion", b"sdiff", b"sinterstore", b"sunionstore",
         b"sdiffstore", b"sintercard", b"sscan",
+        b"zadd", b"zincrby", b"zrem", b"zscore", b"zmscore", b"zcard", b"zcount", b"zlexcount",
+        b"zrank", b"zrevrank", b"zrange", b"zrevrange", b"zrangebyscore", b"zrevrangebyscore",
+        b"zrangebylex", b"zrevrangebylex", b"zrangestore", b"zpopmin", b"zpopmax",
+        b"zremrangebyrank", b"zremrangebyscore", b"zremrangebylex", b"zunionstore",
+        b"zinterstore", b"zrandmember", b"zscan", b"zunion", b"zinter", b"zdiff", b"zdiffstore",
+        b"zintercard", b"zmpop",
     }  # fmt: skip
     assert {n.decode() for n in generated} | {"flushall"} == handled
     assert all(lookup(n) is not None for n in generated)
@@ -466,7 +623,9 @@ def _queueable(args: list[bytes]) -> bool:
         spec is not None
         and spec.handler is not None
         and spec.arity_ok(len(args))
-        and spec.name not in ("scan", "randomkey", "hscan", "hrandfield", "sscan", "srandmember")
+        and spec.name
+        not in ("scan", "randomkey", "hscan", "hrandfield", "sscan", "srandmember", "zscan")
+        and spec.name != "zrandmember"
     )
 
 

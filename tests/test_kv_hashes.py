@@ -192,6 +192,11 @@ def test_hrandfield(kv: Driver) -> None:
         "error",
         "ERR value is out of range",
     )
+    # C's -LONG_MAX/2 truncates towards zero: one below it is refused (not a 4.6e18 reply)
+    assert call(kv, "HRANDFIELD", "h", "-4611686018427387904", "WITHVALUES") == (
+        "error",
+        "ERR value is out of range",
+    )
 
 
 def test_hrandfield_on_a_big_hash_is_spread(kv: Driver) -> None:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from respkv.resp.replies import ErrorReply, SetReply, SimpleString
 
-from . import errors, hashes, keyspace, sets, strings
+from . import errors, hashes, keyspace, sets, strings, zsets
 from ._redis_commands import REDIS_COMMANDS
 
 if TYPE_CHECKING:
@@ -221,6 +221,7 @@ _IMPLEMENTATIONS: dict[str, tuple[Handler, Prepare | None]] = {
     **keyspace.IMPLEMENTATIONS,
     **hashes.IMPLEMENTATIONS,
     **sets.IMPLEMENTATIONS,
+    **zsets.IMPLEMENTATIONS,
 }
 
 #: respkv's own commands (not Redis's), described the way Redis describes its own. The server

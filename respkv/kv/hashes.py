@@ -135,7 +135,7 @@ def hrandfield(sm: StateMachine, argv: list[bytes], db: Db, now: int) -> Any:
         return errors.SYNTAX
     if len(argv) == 4:
         withvalues = True
-        if count < -_LONG_MAX // 2 or count > _LONG_MAX // 2:
+        if count < -(_LONG_MAX // 2) or count > _LONG_MAX // 2:
             return errors.VALUE_OUT_OF_RANGE
     h = _open_read(sm, db, argv[1], now)
     if h is None or isinstance(h, ErrorReply):

@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""Per-call cost of sorted-set commands as the set grows: the state machine on RocksDB.
+
+    python scripts/bench_collections.py                    # 10k and 1M members
+    python scripts/bench_collections.py --sizes 1000 100000 --calls 5000
+
+For each size a fresh RocksDB store (a temporary directory) is loaded with one sorted set of
+that many members (random integer scores, so ties exist), through ``prepare_write`` + ``apply``
+like the server does. Then, per operation, ``--calls`` commands are timed one by one:
+
+* ``ZADD new``        a new member per command, one command per apply (one backend write each);
+* ``ZADD update``     an existing member gets a new score (the score index entry moves);
+* ``ZRANGEBYSCORE``   ``key min +inf LIMIT 0 10`` from a random min: a seek, then 10 entries;
+* ``ZRANGE 0 9`` / ``ZRANGE -10 -1``: a seek from either end of the score index;
+* ``ZSCORE``          one point read.
+
+The table shows microseconds per call and the ratio between the largest and the smallest size:
+a ratio near 1 is the O(log n) of a RocksDB seek (its block index and bloom filters), where a
+layout that read or rewrote the whole set would grow like n. No network, no Raft, no fsync:
+this isolates the data layout (``docs/architecture.md``); ``scripts/bench.py`` measures the
+server end to end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from respkv.kv import StateMachine
+from respkv.resp.replies import ErrorReply
+from respkv.storage import Store
+
+NOW = 1_700_000_000_000
+KEY = b"bench:zset"
+LOAD_PAIRS = 1000  # members per loading ZADD
+LOAD_COMMANDS = 20  # loading ZADDs per apply
+
+
+class Bench:
+    def __init__(self, path: Path) -> None:
+        self.store = Store.open(path, 1)
+        self.sm = StateMachine(self.store.keyspace)
+        self.index = self.store.keyspace.applied_index
+
+    def apply(self, commands: list[list[bytes]]) -> list[object]:
+        entries = []
+        for argv in commands:
+            payload = self.sm.prepare_write(argv, 0, NOW)
+            if isinstance(payload, ErrorReply):
+                raise RuntimeError(f"{argv[:3]!r}: {payload.message}")
+            self.index += 1
+            entries.append((self.index, payload))
+        return self.sm.apply(entries)
+
+    def read(self, argv: list[bytes]) -> object:
+        return self.sm.read(argv, 0, NOW)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def load(bench: Bench, size: int, rng: random.Random) -> float:
+    started = time.perf_counter()
+    pending: list[list[bytes]] = []
+    for first in range(0, size, LOAD_PAIRS):
+        argv = [b"ZADD", KEY]
+        for i in range(first, min(first + LOAD_PAIRS, size)):
+            argv += [b"%d" % rng.randrange(size), b"member:%010d" % i]
+        pending.append(argv)
+        if len(pending) == LOAD_COMMANDS:
+            bench.apply(pending)
+            pending = []
+    if pending:
+        bench.apply(pending)
+    card = bench.read([b"ZCARD", KEY])
+    if card != size:
+        raise RuntimeError(f"loaded {card} members, wanted {size}")
+    return time.perf_counter() - started
+
+
+def per_call_us(calls: int, one: Callable[[int], object]) -> float:
+    started = time.perf_counter()
+    for i in range(calls):
+        one(i)
+    return (time.perf_counter() - started) / calls * 1e6
+
+
+def measure(size: int, calls: int, seed: int) -> dict[str, float]:
+    rng = random.Random(seed)
+    with tempfile.TemporaryDirectory(prefix="respkv-bench-") as tmp:
+        bench = Bench(Path(tmp) / "db")
+        try:
+            seconds = load(bench, size, rng)
+            print(f"  {size:>9,} members loaded in {seconds:.1f} s", file=sys.stderr)
+
+            def zadd_new(i: int) -> object:
+                return bench.apply([[b"ZADD", KEY, b"%d" % rng.randrange(size), b"new:%d" % i]])
+
+            def zadd_update(i: int) -> object:
+                member = b"member:%010d" % rng.randrange(size)
+                return bench.apply([[b"ZADD", KEY, b"%d" % rng.randrange(size), member]])
+
+            def zrangebyscore(i: int) -> object:
+                low = b"%d" % rng.randrange(size)
+                return bench.read([b"ZRANGEBYSCORE", KEY, low, b"+inf", b"LIMIT", b"0", b"10"])
+
+            def zscore(i: int) -> object:
+                return bench.read([b"ZSCORE", KEY, b"member:%010d" % rng.randrange(size)])
+
+            return {
+                "ZADD new": per_call_us(calls, zadd_new),
+                "ZADD update": per_call_us(calls, zadd_update),
+                "ZRANGEBYSCORE LIMIT 0 10": per_call_us(calls, zrangebyscore),
+                "ZRANGE 0 9": per_call_us(
+                    calls, lambda i: bench.read([b"ZRANGE", KEY, b"0", b"9"])
+                ),
+                "ZRANGE -10 -1": per_call_us(
+                    calls, lambda i: bench.read([b"ZRANGE", KEY, b"-10", b"-1"])
+                ),
+                "ZSCORE": per_call_us(calls, zscore),
+            }
+        finally:
+            bench.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 1_000_000])
+    parser.add_argument("--calls", type=int, default=2000, help="timed calls per operation")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    sizes = sorted(args.sizes)
+    results = {size: measure(size, args.calls, args.seed) for size in sizes}
+    names = list(results[sizes[0]])
+    header = ["operation (us/call)", *(f"n={s:,}" for s in sizes)]
+    if len(sizes) > 1:
+        header.append(f"ratio {sizes[-1]:,}/{sizes[0]:,}")
+    rows = [header]
+    for name in names:
+        row = [name, *(f"{results[s][name]:.1f}" for s in sizes)]
+        if len(sizes) > 1:
+            row.append(f"{results[sizes[-1]][name] / results[sizes[0]][name]:.2f}")
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    for row in rows:
+        print(
+            "  ".join(
+                cell.ljust(w) if i == 0 else cell.rjust(w)
+                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
