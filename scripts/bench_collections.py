@@ -1,24 +1,25 @@
 #!/usr/bin/env python3
-"""Per-call cost of sorted-set commands as the set grows: the state machine on RocksDB.
+"""Per-call cost of collection commands as the collection grows: the state machine on RocksDB.
 
     python scripts/bench_collections.py                    # 10k and 1M members
-    python scripts/bench_collections.py --sizes 1000 100000 --calls 5000
+    python scripts/bench_collections.py --sizes 1000 100000 --calls 5000 --types zset hash
 
-For each size a fresh RocksDB store (a temporary directory) is loaded with one sorted set of
-that many members (random integer scores, so ties exist), through ``prepare_write`` + ``apply``
-like the server does. Then, per operation, ``--calls`` commands are timed one by one:
+For each size and type a fresh RocksDB store (a temporary directory) is loaded with one
+collection of that many members through ``prepare_write`` + ``apply`` like the server does
+(a sorted set with random integer scores, so ties exist; a hash; a set). Then, per operation,
+``--calls`` commands are timed one by one, each write its own apply (one backend write):
 
-* ``ZADD new``        a new member per command, one command per apply (one backend write each);
-* ``ZADD update``     an existing member gets a new score (the score index entry moves);
-* ``ZRANGEBYSCORE``   ``key min +inf LIMIT 0 10`` from a random min: a seek, then 10 entries;
-* ``ZRANGE 0 9`` / ``ZRANGE -10 -1``: a seek from either end of the score index;
-* ``ZSCORE``          one point read.
+* zset: ``ZADD new`` (a new member), ``ZADD update`` (the score index entry moves),
+  ``ZRANGEBYSCORE key min +inf LIMIT 0 10`` from a random min (a seek, then 10 entries),
+  ``ZRANGE 0 9`` / ``ZRANGE -10 -1`` (a seek from either end), ``ZSCORE``;
+* hash: ``HSET new`` (a new field), ``HSET update``, ``HGET``;
+* set: ``SADD new``, ``SISMEMBER``.
 
 The table shows microseconds per call and the ratio between the largest and the smallest size:
 a ratio near 1 is the O(log n) of a RocksDB seek (its block index and bloom filters), where a
-layout that read or rewrote the whole set would grow like n. No network, no Raft, no fsync:
-this isolates the data layout (``docs/architecture.md``); ``scripts/bench.py`` measures the
-server end to end.
+layout that read or rewrote the whole collection would grow like n. No network, no Raft, no
+fsync: this isolates the data layout (``docs/architecture.md``); ``scripts/bench.py``
+measures the server end to end.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from respkv.resp.replies import ErrorReply
 from respkv.storage import Store
 
 NOW = 1_700_000_000_000
-KEY = b"bench:zset"
+KEY = b"bench:collection"
 LOAD_PAIRS = 1000  # members per loading ZADD
 LOAD_COMMANDS = 20  # loading ZADDs per apply
 
@@ -66,20 +67,42 @@ class Bench:
         self.store.close()
 
 
-def load(bench: Bench, size: int, rng: random.Random) -> float:
+#: type: (the loading command for members [first, last), the command that counts them)
+LOADERS: dict[str, tuple[Callable[[int, int, random.Random, int], list[bytes]], list[bytes]]] = {
+    "zset": (
+        lambda first, last, rng, size: (
+            [b"ZADD", KEY]
+            + [x for i in range(first, last) for x in (b"%d" % rng.randrange(size), b"m:%010d" % i)]
+        ),
+        [b"ZCARD", KEY],
+    ),
+    "hash": (
+        lambda first, last, rng, size: (
+            [b"HSET", KEY] + [x for i in range(first, last) for x in (b"m:%010d" % i, b"v%d" % i)]
+        ),
+        [b"HLEN", KEY],
+    ),
+    "set": (
+        lambda first, last, rng, size: (
+            [b"SADD", KEY] + [b"m:%010d" % i for i in range(first, last)]
+        ),
+        [b"SCARD", KEY],
+    ),
+}
+
+
+def load(bench: Bench, kind: str, size: int, rng: random.Random) -> float:
     started = time.perf_counter()
+    build, count = LOADERS[kind]
     pending: list[list[bytes]] = []
     for first in range(0, size, LOAD_PAIRS):
-        argv = [b"ZADD", KEY]
-        for i in range(first, min(first + LOAD_PAIRS, size)):
-            argv += [b"%d" % rng.randrange(size), b"member:%010d" % i]
-        pending.append(argv)
+        pending.append(build(first, min(first + LOAD_PAIRS, size), rng, size))
         if len(pending) == LOAD_COMMANDS:
             bench.apply(pending)
             pending = []
     if pending:
         bench.apply(pending)
-    card = bench.read([b"ZCARD", KEY])
+    card = bench.read(count)
     if card != size:
         raise RuntimeError(f"loaded {card} members, wanted {size}")
     return time.perf_counter() - started
@@ -92,40 +115,47 @@ def per_call_us(calls: int, one: Callable[[int], object]) -> float:
     return (time.perf_counter() - started) / calls * 1e6
 
 
-def measure(size: int, calls: int, seed: int) -> dict[str, float]:
+def operations(
+    bench: Bench, size: int, rng: random.Random
+) -> dict[str, dict[str, Callable[[int], object]]]:
+    def member() -> bytes:
+        return b"m:%010d" % rng.randrange(size)
+
+    def score() -> bytes:
+        return b"%d" % rng.randrange(size)
+
+    return {
+        "zset": {
+            "ZADD new": lambda i: bench.apply([[b"ZADD", KEY, score(), b"new:%d" % i]]),
+            "ZADD update": lambda i: bench.apply([[b"ZADD", KEY, score(), member()]]),
+            "ZRANGEBYSCORE LIMIT 0 10": lambda i: bench.read(
+                [b"ZRANGEBYSCORE", KEY, score(), b"+inf", b"LIMIT", b"0", b"10"]
+            ),
+            "ZRANGE 0 9": lambda i: bench.read([b"ZRANGE", KEY, b"0", b"9"]),
+            "ZRANGE -10 -1": lambda i: bench.read([b"ZRANGE", KEY, b"-10", b"-1"]),
+            "ZSCORE": lambda i: bench.read([b"ZSCORE", KEY, member()]),
+        },
+        "hash": {
+            "HSET new": lambda i: bench.apply([[b"HSET", KEY, b"new:%d" % i, b"v"]]),
+            "HSET update": lambda i: bench.apply([[b"HSET", KEY, member(), b"w"]]),
+            "HGET": lambda i: bench.read([b"HGET", KEY, member()]),
+        },
+        "set": {
+            "SADD new": lambda i: bench.apply([[b"SADD", KEY, b"new:%d" % i]]),
+            "SISMEMBER": lambda i: bench.read([b"SISMEMBER", KEY, member()]),
+        },
+    }
+
+
+def measure(kind: str, size: int, calls: int, seed: int) -> dict[str, float]:
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory(prefix="respkv-bench-") as tmp:
         bench = Bench(Path(tmp) / "db")
         try:
-            seconds = load(bench, size, rng)
-            print(f"  {size:>9,} members loaded in {seconds:.1f} s", file=sys.stderr)
-
-            def zadd_new(i: int) -> object:
-                return bench.apply([[b"ZADD", KEY, b"%d" % rng.randrange(size), b"new:%d" % i]])
-
-            def zadd_update(i: int) -> object:
-                member = b"member:%010d" % rng.randrange(size)
-                return bench.apply([[b"ZADD", KEY, b"%d" % rng.randrange(size), member]])
-
-            def zrangebyscore(i: int) -> object:
-                low = b"%d" % rng.randrange(size)
-                return bench.read([b"ZRANGEBYSCORE", KEY, low, b"+inf", b"LIMIT", b"0", b"10"])
-
-            def zscore(i: int) -> object:
-                return bench.read([b"ZSCORE", KEY, b"member:%010d" % rng.randrange(size)])
-
-            return {
-                "ZADD new": per_call_us(calls, zadd_new),
-                "ZADD update": per_call_us(calls, zadd_update),
-                "ZRANGEBYSCORE LIMIT 0 10": per_call_us(calls, zrangebyscore),
-                "ZRANGE 0 9": per_call_us(
-                    calls, lambda i: bench.read([b"ZRANGE", KEY, b"0", b"9"])
-                ),
-                "ZRANGE -10 -1": per_call_us(
-                    calls, lambda i: bench.read([b"ZRANGE", KEY, b"-10", b"-1"])
-                ),
-                "ZSCORE": per_call_us(calls, zscore),
-            }
+            seconds = load(bench, kind, size, rng)
+            print(f"  {kind}: {size:>9,} members loaded in {seconds:.1f} s", file=sys.stderr)
+            ops = operations(bench, size, rng)[kind]
+            return {name: per_call_us(calls, one) for name, one in ops.items()}
         finally:
             bench.close()
 
@@ -135,9 +165,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 1_000_000])
     parser.add_argument("--calls", type=int, default=2000, help="timed calls per operation")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--types", nargs="+", choices=list(LOADERS), default=list(LOADERS))
     args = parser.parse_args(argv)
     sizes = sorted(args.sizes)
-    results = {size: measure(size, args.calls, args.seed) for size in sizes}
+    results: dict[int, dict[str, float]] = {size: {} for size in sizes}
+    for kind in args.types:
+        for size in sizes:
+            results[size].update(measure(kind, size, args.calls, args.seed))
     names = list(results[sizes[0]])
     header = ["operation (us/call)", *(f"n={s:,}" for s in sizes)]
     if len(sizes) > 1:
