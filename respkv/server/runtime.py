@@ -252,6 +252,8 @@ class NodeRuntime:
             proposal.done(OutcomeUnknown("the server is shutting down"))
         self._fail_reads(ClusterDown("the server is shutting down"))
         await self.writer.aclose()
+        if self._export_task is not None:  # its thread reads the store, which closes next
+            await asyncio.wait([self._export_task])
 
     # --- inputs ------------------------------------------------------------------------------
 
