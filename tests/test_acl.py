@@ -219,3 +219,77 @@ def test_users_are_replicated(tmp_path: Path) -> None:
             )
         with RawConn(joiner.port) as c:
             assert sorted(c.call("ACL", "USERS")) == [b"default", b"reader", b"writer"]
+
+
+def acl_log_script(port: int) -> tuple[list[Any], list[Any]]:
+    """Refusals of every kind, then ACL LOG (RESP2 and RESP3 shapes) and its arguments."""
+    with RawConn(port) as admin:
+        assert admin.call("ACL", "LOG", "RESET") == b"OK"
+        admin.call("ACL", "SETUSER", "lena", "on", ">lpw", "~app:*", "+get", "+multi", "+exec")
+        with RawConn(port) as c:
+            c.call("AUTH", "lena", "wrong")
+            c.call("AUTH", "lena", "wrong")  # merged with the previous one: count 2
+            c.call("AUTH", "lena", "lpw")
+            c.call("GET", "other")
+            c.call("SET", "app:1", "v")
+            c.call("ACL", "WHOAMI")
+            c.call("MULTI")
+            c.call("GET", "elsewhere")
+            c.call("EXEC")
+        entries = admin.call("ACL", "LOG")
+        others = [
+            admin.call("ACL", "LOG", "2"),
+            admin.call("ACL", "LOG", "0"),
+            admin.call("ACL", "LOG", "-1"),
+            admin.call("ACL", "LOG", "x"),
+            admin.call("ACL", "LOG", "1", "2"),
+        ]
+        with RawConn(port, protocol=3) as c3:
+            c3.call("HELLO", "3")
+            resp3 = c3.call("ACL", "LOG", "1")
+        others.append(type(resp3[0]).__name__)
+        others.append(admin.call("ACL", "LOG", "RESET"))
+        others.append(admin.call("ACL", "LOG"))
+        admin.call("ACL", "DELUSER", "lena")
+    return entries, others
+
+
+def test_acl_log_like_redis(node: RespkvProcess, real: RealRedis) -> None:
+    ours, our_others = acl_log_script(node.port)
+    theirs, their_others = acl_log_script(real.port)
+
+    def fields(entry: list[Any]) -> dict[bytes, Any]:
+        return dict(zip(entry[::2], entry[1::2], strict=True))
+
+    def shape(entries: list[Any]) -> list[Any]:
+        out = []
+        for entry in entries:
+            f = fields(entry)
+            info = dict(part.split(b"=", 1) for part in f[b"client-info"].split(b" "))
+            float(f[b"age-seconds"])  # a double, sent as a bulk string in RESP2
+            out.append(
+                (
+                    [k for k in f],
+                    f[b"count"],
+                    f[b"reason"],
+                    f[b"context"],
+                    f[b"object"],
+                    f[b"username"],
+                    info[b"user"],
+                    info[b"cmd"],
+                )
+            )
+        return out
+
+    assert shape(ours) == shape(theirs)
+    assert [e[1::2][1:4] for e in ours] == [
+        [b"key", b"multi", b"elsewhere"],
+        [b"command", b"toplevel", b"acl|whoami"],
+        [b"command", b"toplevel", b"set"],
+        [b"key", b"toplevel", b"other"],
+        [b"auth", b"toplevel", b"AUTH"],
+    ]
+    assert fields(ours[-1])[b"count"] == 2
+    assert len(our_others[0]) == 2 and our_others[1:3] == [[], []]
+    assert our_others[3:] == their_others[3:]
+    assert shape(our_others[0]) == shape(their_others[0])

@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from respkv_proc import Cluster, RespkvProcess, free_port
 
-from tests._server_util import RealRedis, bare, call, real_redis, start_node
+from tests._server_util import RawConn, RealRedis, bare, call, real_redis, start_node
 
 pytestmark = pytest.mark.integration
 
@@ -291,3 +291,32 @@ def test_progress_log_every_ten_percent(caplog: pytest.LogCaptureFixture) -> Non
     assert len(lines) == 11  # 10%, 20%, ... 100%, then done
     assert lines[0].startswith("sending snapshot 7 in progress: 0.0 MB of 0.0 MB (10%)")
     assert "(100%)" in lines[-1] and " done: " in lines[-1] and "MB/s" in lines[-1]
+
+
+def _pubsub_classification(port: int) -> list[object]:
+    admin = bare(port)
+    with RawConn(port) as sub, RawConn(port) as psub, RawConn(port) as plain:
+        sub.call("SUBSCRIBE", "news")
+        psub.call("PSUBSCRIBE", "n*")
+        plain.call("PING")
+        ids = {name: c.call("CLIENT", "ID") for name, c in [("plain", plain)]}
+        listed = call(admin, "CLIENT", "LIST", "TYPE", "pubsub").decode().splitlines()
+        normal = call(admin, "CLIENT", "LIST", "TYPE", "normal").decode().splitlines()
+        out: list[object] = [
+            sorted(dict(f.split("=", 1) for f in line.split(" "))["cmd"] for line in listed),
+            {dict(f.split("=", 1) for f in line.split(" "))["flags"] for line in listed},
+            f"id={ids['plain']}" in " ".join(normal),
+            any("cmd=subscribe" in line for line in normal),
+            call(admin, "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes", "ID", ids["plain"]),
+            call(admin, "CLIENT", "KILL", "TYPE", "pubsub"),
+            call(admin, "CLIENT", "LIST", "TYPE", "pubsub"),
+        ]
+        out.append(sub.read_until_closed(5)[1] and psub.read_until_closed(5)[1])
+    return out
+
+
+def test_client_type_pubsub(node: tuple[RespkvProcess, int], real: RealRedis) -> None:
+    ours = _pubsub_classification(node[0].port)
+    assert ours == _pubsub_classification(real.port)
+    assert ours[:2] == [["psubscribe", "subscribe"], {"P"}]
+    assert ours[4:] == [1, 2, b"", True]

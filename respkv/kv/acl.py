@@ -256,26 +256,35 @@ class User:
 
     def denied(self, spec: CommandSpec, argv: Sequence[bytes]) -> str | None:
         """None if this user may run ``argv``; else the NOPERM error message."""
+        found = self.check(spec, argv)
+        return None if found is None else denial_message(*found)
+
+    def check(self, spec: CommandSpec, argv: Sequence[bytes]) -> tuple[str, bytes] | None:
+        """None if this user may run ``argv``; else why not, as ACL LOG says it: ("command",
+        the command's name) or ("key", the first key refused)."""
         name = spec.name
         if spec.subcommands and len(argv) > 1:
             sub = f"{name}|{argv[1].decode(errors='replace').lower()}"
             if sub in self.allowed or name in self.allowed:
                 name = sub if sub in _ALL else name
             else:
-                shown = sub if sub in _ALL else name
-                return f"NOPERM this user has no permissions to run the '{shown}' command"
+                return "command", (sub if sub in _ALL else name).encode()
         elif name not in self.allowed:
-            return f"NOPERM this user has no permissions to run the '{name}' command"
+            return "command", name.encode()
         if not self.all_keys:
             patterns = self.key_patterns
             for position in spec.key_indexes(argv):
                 key = argv[position]
                 if not any(stringmatch(p, key) for p in patterns):
-                    return (
-                        "NOPERM this user has no permissions to access one of the keys used "
-                        "as arguments"
-                    )
+                    return "key", key
         return None
+
+
+def denial_message(reason: str, what: bytes) -> str:
+    """Redis's NOPERM error for a ``User.check`` refusal."""
+    if reason == "command":
+        return f"NOPERM this user has no permissions to run the '{what.decode()}' command"
+    return "NOPERM this user has no permissions to access one of the keys used as arguments"
 
 
 _ALL: frozenset[str] = frozenset(_names_in("all"))
