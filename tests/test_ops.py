@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 import urllib.request
@@ -12,9 +14,9 @@ from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from respkv_proc import Cluster, RespkvProcess, free_port
+from respkv_proc import Cluster, RespkvProcess, free_port, wait_until
 
-from tests._server_util import RawConn, RealRedis, bare, call, real_redis, start_node
+from tests._server_util import FAST_RAFT, RawConn, RealRedis, bare, call, real_redis, start_node
 
 pytestmark = pytest.mark.integration
 
@@ -320,3 +322,159 @@ def test_client_type_pubsub(node: tuple[RespkvProcess, int], real: RealRedis) ->
     assert ours == _pubsub_classification(real.port)
     assert ours[:2] == [["psubscribe", "subscribe"], {"P"}]
     assert ours[4:] == [1, 2, b"", True]
+
+
+# --- a real join by snapshot: metrics and progress lines -----------------------------------------
+
+SNAPSHOT_RAFT = (
+    "heartbeat_interval_ms = 50\nelection_timeout_ms = 500\n"
+    "snapshot_threshold = 200\nsnapshot_tail = 20\nsnapshot_chunk_bytes = 262144\n"
+)
+# "<what> in progress: 1.2 MB of 8.4 MB (10%) in 0.1s, 12.3 MB/s" (docs/monitoring.md)
+PROGRESS = r"{what} (in progress|done): \d+\.\d MB{total} in \d+\.\ds, \d+\.\d MB/s"
+WITH_TOTAL = r" of \d+\.\d MB \((\d+)%\)"
+
+
+def _lines(text: str, what: str, total: bool) -> list[re.Match[str]]:
+    pattern = re.compile(PROGRESS.format(what=what, total=WITH_TOTAL if total else ""))
+    return [m for m in map(pattern.search, text.splitlines()) if m is not None]
+
+
+def test_join_by_snapshot_metrics_and_progress(tmp_path: Path) -> None:
+    """A learner joins a node whose log was compacted: it catches up by a snapshot of ~8 MB,
+    streamed in 256 KB chunks. Both nodes count the transfer, and both log its progress."""
+    ports = {1: free_port(), 2: free_port()}
+    with Cluster(
+        tmp_path,
+        1,
+        cluster_extra={1: f"\n[metrics]\nport = {ports[1]}\n"},
+        raft_extra=SNAPSHOT_RAFT,
+    ) as cluster:
+        cluster.start()
+        leader = cluster.wait_leader()
+        r = cluster.client(leader)
+        before = scrape(ports[1])
+        value = os.urandom(10_000).hex()  # 20 KB that compress badly
+        pipe = r.pipeline(transaction=False)
+        for i in range(420):
+            pipe.set(f"big{i}", value)
+        pipe.execute()
+        after = scrape(ports[1])
+        fsyncs = ("respkv_fsync_duration_seconds_count", ())
+        assert after[fsyncs] > before[fsyncs]
+        assert after[("respkv_fsync_duration_seconds_sum", ())] > 0
+        assert after[("respkv_raft_leader_changes_total", ())] >= 1
+        assert after[("respkv_raft_log_first_index", ())] > 200  # compacted
+        assert after[("respkv_snapshot_transfers_total", (("direction", "sent"),))] == 0
+
+        joiner = cluster.add_node(
+            2,
+            f"127.0.0.1:{cluster.nodes[1].peer_port}",
+            extra=f"\n[metrics]\nport = {ports[2]}\n",
+        )
+        joiner.start()
+        wait_until(
+            lambda: "installed the leader's snapshot" in joiner.log(), 60, "node 2's snapshot"
+        )
+        cluster.wait_caught_up()
+        sent, received = scrape(ports[1]), scrape(ports[2])
+        out, into = (("direction", "sent"),), (("direction", "received"),)
+        assert sent[("respkv_snapshot_transfers_total", out)] >= 1
+        assert sent[("respkv_snapshot_bytes_total", out)] > 8_000_000
+        assert sent[("respkv_snapshot_transfer_duration_seconds_count", out)] >= 1
+        assert sent[("respkv_snapshot_transfer_duration_seconds_sum", out)] > 0
+        assert received[("respkv_snapshot_transfers_total", into)] >= 1
+        assert received[("respkv_snapshot_bytes_total", into)] > 8_000_000
+        assert received[("respkv_snapshot_transfer_duration_seconds_count", into)] >= 1
+        assert received[("respkv_snapshot_transfers_total", out)] == 0
+        assert received[("respkv_raft_leader_changes_total", ())] >= 1
+        assert received[("respkv_raft_leader_id", ())] == leader
+        match = ("respkv_raft_follower_match_index", (("member", "2"),))
+        assert sent[match] == sent[("respkv_raft_applied_index", ())]
+
+        # The leader: every 10% of the file, then done; the learner: the bytes received (the
+        # leader does not send the total) and the install, by 10% of the file.
+        sending = _lines(cluster.nodes[1].log(), r"sending snapshot \d+", total=True)
+        assert len(sending) >= 5 and sending[-1].group(1) == "done"
+        percents = [int(m.group(2)) for m in sending]
+        assert percents == sorted(percents) and percents[-1] == 100 and percents[0] < 100
+        log2 = joiner.log()
+        assert _lines(log2, r"receiving snapshot \d+", total=False)[-1].group(1) == "done"
+        installing = _lines(log2, r"installing snapshot \d+", total=True)
+        assert [m.group(1) for m in installing][-1] == "done" and len(installing) >= 2
+        assert int(installing[0].group(2)) < 100
+
+
+def test_restart_replays_the_log_with_progress(tmp_path: Path) -> None:
+    """A node that died after syncing entries and before applying them replays them at start.
+    (Each apply batch stores the applied index with its data, so a plain restart has nothing
+    to replay: the applied index is set back offline, as a crash in that window leaves it;
+    the entries are SETs of distinct keys, so applying them again changes nothing.)"""
+    from respkv.storage import Store
+
+    # Small apply batches: the replay takes several, so its progress shows.
+    proc = start_node(tmp_path, raft_extra=FAST_RAFT + "max_apply_bytes = 4096\n")
+    try:
+        pipe = proc.client().pipeline(transaction=False)
+        for i in range(3000):
+            pipe.set(f"r{i}", i)
+        pipe.execute()
+        applied = int(proc.client().info("raft")["raft_applied_index"])
+        assert proc.stop() == 0
+        store = Store.open(tmp_path / "data" / "node1", 1)
+        try:
+            store.keyspace.write({}, applied - 2500)
+        finally:
+            store.close()
+        proc.start()
+        wait_until(lambda: "replaying the log done" in proc.log(), 30, "the replay")
+        log_text = proc.log()
+        assert f"replaying 2500 committed entries ({applied - 2499}..{applied})" in log_text
+        pattern = re.compile(
+            r"replaying the log (in progress|done): (\d+) entries of 2500 \((\d+)%\) "
+            r"in \d+\.\ds, \d+ entries/s"
+        )
+        found = [m for m in map(pattern.search, log_text.splitlines()) if m]
+        assert found[-1].groups() == ("done", "2500", "100")
+        assert len(found) >= 5 and found[0].group(1) == "in progress"
+        percents = [int(m.group(3)) for m in found]
+        assert percents == sorted(percents) and 10 <= percents[0] < 100
+        assert proc.client().get("r2999") == b"2999" and proc.client().dbsize() == 3000
+    finally:
+        proc.kill()
+
+
+def test_alert_rules_reference_live_metrics(tmp_path: Path) -> None:
+    """The rules of docs/monitoring.md: valid YAML of Prometheus's rule-file shape, balanced
+    PromQL, and every metric they name exported by a node (a leader, so that leader-only
+    series are there too)."""
+    import yaml
+
+    text = (REPO / "docs" / "monitoring.md").read_text()
+    block = text.split("## Alerts", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
+    rules = yaml.safe_load(block)["groups"][0]["rules"]
+    assert len(rules) >= 5
+    names: set[str] = set()
+    for rule in rules:
+        assert set(rule) <= {"alert", "expr", "for", "labels", "annotations"}, rule
+        expr = rule["expr"]
+        assert re.fullmatch(r"\d+[smh]", rule.get("for", "1m")), rule
+        depth = 0
+        for ch in expr:
+            depth += {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}.get(ch, 0)
+            assert depth >= 0, expr
+        assert depth == 0 and re.search(r"(==|>|<|!=)\s*\d+(\.\d+)?$", expr), expr
+        names.update(re.findall(r"\brespkv_[a-z_]+", expr))
+    ports = {i: free_port() for i in (1, 2, 3)}
+    with Cluster(
+        tmp_path,
+        3,
+        cluster_extra={i: f"\n[metrics]\nport = {ports[i]}\n" for i in ports},
+        raft_extra=FAST_RAFT,
+    ) as cluster:
+        cluster.start()
+        leader = cluster.wait_leader()
+        cluster.client(leader).set("k", "v")
+        cluster.wait_caught_up()
+        exported = {name for name, _ in scrape(ports[leader])}
+    assert names and names <= exported, names - exported

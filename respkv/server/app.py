@@ -211,6 +211,7 @@ class Server:
             max_message_bytes=raft.max_message_bytes,
             max_inflight_messages=raft.max_inflight_messages,
             snapshot_chunk_bytes=raft.snapshot_chunk_bytes,
+            max_apply_bytes=raft.max_apply_bytes,
         )
         members = [
             Member(
