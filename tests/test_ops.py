@@ -478,3 +478,53 @@ def test_alert_rules_reference_live_metrics(tmp_path: Path) -> None:
         cluster.wait_caught_up()
         exported = {name for name, _ in scrape(ports[leader])}
     assert names and names <= exported, names - exported
+
+
+def _latency_event(port: int, slow: list[tuple[str, ...]]) -> list[object]:
+    """Turn the monitor on at 1 ms, run ``slow`` (commands that hold the server > 1 ms), and
+    return LATENCY's replies."""
+    r = bare(port)
+    call(r, "LATENCY", "RESET")
+    call(r, "CONFIG", "SET", "latency-monitor-threshold", "1")
+    try:
+        for command in slow:
+            call(r, *command)
+        latest = call(r, "LATENCY", "LATEST")
+        history = call(r, "LATENCY", "HISTORY", "command")
+        doctor = call(r, "LATENCY", "DOCTOR")
+        out: list[object] = [latest, history, doctor]
+        out.append(call(r, "LATENCY", "HISTORY", "no-such-event"))
+        out.append(call(r, "LATENCY", "RESET", "no-such-event"))
+        out.append(call(r, "LATENCY", "RESET", "command", "fast-command"))
+        out.append(call(r, "LATENCY", "LATEST"))
+    finally:
+        call(r, "CONFIG", "SET", "latency-monitor-threshold", "0")
+    return out
+
+
+def test_latency_event_like_redis(node: tuple[RespkvProcess, int]) -> None:
+    """A command that really holds the loop over the threshold shows in LATENCY LATEST and
+    HISTORY with Redis's shape (there DEBUG SLEEP makes the event; here KEYS over 20000 keys)."""
+    r = node[0].client()
+    pipe = r.pipeline(transaction=False)
+    for start in range(0, 20_000, 1000):
+        pipe.mset({f"lat:{i}": "v" for i in range(start, start + 1000)})
+    pipe.execute()
+    ours = _latency_event(node[0].port, [("KEYS", "*")] * 3)
+    with real_redis("--enable-debug-command", "local") as real:
+        theirs = _latency_event(real.port, [("DEBUG", "SLEEP", "0.01")])
+
+    def shape(value: object) -> object:
+        if isinstance(value, list):
+            return [shape(v) for v in value]
+        return type(value).__name__
+
+    latest, history = ours[0], ours[1]
+    assert shape(latest) == shape(theirs[0]) == [["bytes", "int", "int", "int"]]
+    assert latest[0][0] == b"command"  # type: ignore[index]
+    assert 1 <= latest[0][2] <= latest[0][3]  # type: ignore[index]
+    assert history and shape(history)[0] == shape(theirs[1])[0] == ["int", "int"]  # type: ignore[index]
+    assert all(ms >= 1 for _, ms in history)  # type: ignore[union-attr]
+    assert b"command" in ours[2] and b"latency spikes" in ours[2]  # type: ignore[operator]
+    assert ours[3:] == theirs[3:] == [[], 0, 1, []]
+    r.delete(*[f"lat:{i}" for i in range(20_000)])
