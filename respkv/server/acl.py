@@ -215,7 +215,7 @@ def acl_command(server: Server, conn: ClientConnection, argv: list[bytes]) -> An
         return {
             b"flags": flags,
             b"passwords": [p.encode() for p in user.passwords],
-            b"commands": " ".join(user.command_rules).encode(),
+            b"commands": user.describe_commands().encode(),
             b"keys": user.keys_text().encode(),
             b"channels": b""
             if user.channel_rules == ["resetchannels"]
