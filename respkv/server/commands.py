@@ -465,7 +465,8 @@ def slowlog(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
 @command("latency")
 def latency(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
     """LATENCY LATEST | HISTORY event | RESET [event ...] | DOCTOR | HELP, with the events
-    respkv samples: ``command`` and ``fast-command`` (over ``latency-monitor-threshold``)."""
+    respkv samples: ``command`` and ``fast-command`` (over ``latency-monitor-threshold``) and
+    ``aof-fsync-always`` (Raft log fsyncs over it)."""
     observer = server.observer
     if len(argv) < 2:
         return ErrorReply("ERR wrong number of arguments for 'latency' command")
