@@ -89,6 +89,7 @@ class RaftSettings:
     max_message_bytes: int = 1024 * 1024
     snapshot_chunk_bytes: int = 1024 * 1024
     snapshot_rate_mb_s: int = 0  # snapshot streaming from this node, MB/s (0: no limit)
+    max_apply_bytes: int = 64 << 20  # committed entries applied in one batch on the event loop
     request_timeout_ms: int = 5000  # a write or read that gets no answer fails after this
 
 
@@ -365,6 +366,7 @@ def _validate(config: Config) -> None:
         "max_inflight_messages",
         "max_message_bytes",
         "snapshot_chunk_bytes",
+        "max_apply_bytes",
         "request_timeout_ms",
     ):
         if getattr(r, key) < 1:

@@ -36,19 +36,31 @@ def real() -> Iterator[RealRedis]:
         yield server
 
 
+def redis_order(rules: bytes) -> bytes:
+    """Command rules as compared with Redis 7.0: ``+@all``/``-@all`` and the categories in
+    their order (both servers choose them with the same greedy rule), then the single commands
+    sorted (Redis lists them in the order of a hash table seeded at random per process)."""
+    tokens = rules.split()
+    categories = [t for t in tokens if t[1:2] == b"@"]
+    assert tokens[: len(categories)] == categories, rules  # categories come first
+    return b" ".join(categories + sorted(tokens[len(categories) :]))
+
+
 def normalized(reply: Any) -> Any:
-    """Command rules in sorted order: Redis describes a user's commands in its own internal
-    order (categories, then commands by command id), respkv in the order of the rules."""
     if isinstance(reply, list) and reply[:1] == [b"flags"]:
         fields = dict(zip(reply[::2], reply[1::2], strict=True))
-        fields[b"commands"] = b" ".join(sorted(fields[b"commands"].split()))
+        fields[b"commands"] = redis_order(fields[b"commands"])
         return fields
     if (
         isinstance(reply, list)
         and reply
         and all(isinstance(x, bytes) and x.startswith(b"user ") for x in reply)
     ):
-        return [b" ".join(sorted(line.split())) for line in reply]
+        out = []
+        for line in reply:
+            at = line.index(b" -@all") if b" -@all" in line else line.index(b" +@all")
+            out.append(line[:at] + b" " + redis_order(line[at + 1 :]))
+        return out
     return reply
 
 
@@ -64,6 +76,14 @@ def script(port: int) -> list[Any]:
             ("ACL", "SETUSER", "dave", "on", ">a", ">b", "<a", "allcommands", "~*"),
             ("ACL", "SETUSER", "erin", "on", ">x", "+@read", "reset", "on", "nopass", "+ping"),
             ("ACL", "SETUSER", "frank", "on", ">f", "~s:*", "+@set"),
+            ("ACL", "SETUSER", "gina", "+@hash", "+@string", "-append"),
+            ("ACL", "SETUSER", "hank", "+@all", "-@dangerous", "-@admin", "+config|get"),
+            ("ACL", "SETUSER", "ivy", "+@set", "+@transaction", "-smove", "+@sortedset", "+get"),
+            ("ACL", "SETUSER", "jack", "+@hash", "+@read", "-hget", "+client|list", "+@write"),
+            ("ACL", "SETUSER", "kim", "+@all", "-config|set", "-@pubsub", "+publish"),
+            ("ACL", "SETUSER", "x", "+config|get|x"),
+            ("ACL", "SETUSER", "x", "-config|nosuch"),
+            ("ACL", "SETUSER", "x", "+config|"),
             ("ACL", "SETUSER", "x", "bogus"),
             ("ACL", "SETUSER", "x", "+nosuchcommand"),
             ("ACL", "SETUSER", "x", "+@nosuchcategory"),
@@ -74,6 +94,7 @@ def script(port: int) -> list[Any]:
             ("ACL", "GETUSER", "bob"),
             ("ACL", "GETUSER", "carol"),
             ("ACL", "GETUSER", "dave"),
+            ("ACL", "GETUSER", "hank"),
             ("ACL", "GETUSER", "nobody"),
             ("ACL", "LIST"),
             ("ACL", "USERS"),
@@ -125,6 +146,7 @@ def script(port: int) -> list[Any]:
             out.append(
                 admin.call("ACL", "DELUSER", "bob", "nobody", "carol", "dave", "erin", "frank")
             )
+            out.append(admin.call("ACL", "DELUSER", "gina", "hank", "ivy", "jack", "kim"))
             out.append(admin.call("ACL", "USERS"))
             # Keys and SCAN never show the users.
             out.append(sorted(admin.call("KEYS", "*")))
@@ -219,3 +241,106 @@ def test_users_are_replicated(tmp_path: Path) -> None:
             )
         with RawConn(joiner.port) as c:
             assert sorted(c.call("ACL", "USERS")) == [b"default", b"reader", b"writer"]
+
+
+def acl_log_script(port: int) -> tuple[list[Any], list[Any]]:
+    """Refusals of every kind, then ACL LOG (RESP2 and RESP3 shapes) and its arguments."""
+    with RawConn(port) as admin:
+        assert admin.call("ACL", "LOG", "RESET") == b"OK"
+        admin.call("ACL", "SETUSER", "lena", "on", ">lpw", "~app:*", "+get", "+multi", "+exec")
+        with RawConn(port) as c:
+            c.call("AUTH", "lena", "wrong")
+            c.call("AUTH", "lena", "wrong")  # merged with the previous one: count 2
+            c.call("AUTH", "lena", "lpw")
+            c.call("GET", "other")
+            c.call("SET", "app:1", "v")
+            c.call("ACL", "WHOAMI")
+            c.call("MULTI")
+            c.call("GET", "elsewhere")
+            c.call("EXEC")
+        entries = admin.call("ACL", "LOG")
+        others = [
+            admin.call("ACL", "LOG", "2"),
+            admin.call("ACL", "LOG", "0"),
+            admin.call("ACL", "LOG", "-1"),
+            admin.call("ACL", "LOG", "x"),
+            admin.call("ACL", "LOG", "1", "2"),
+        ]
+        with RawConn(port, protocol=3) as c3:
+            c3.call("HELLO", "3")
+            resp3 = c3.call("ACL", "LOG", "1")
+        others.append(type(resp3[0]).__name__)
+        others.append(admin.call("ACL", "LOG", "RESET"))
+        others.append(admin.call("ACL", "LOG"))
+        admin.call("ACL", "DELUSER", "lena")
+    return entries, others
+
+
+def test_acl_log_like_redis(node: RespkvProcess, real: RealRedis) -> None:
+    ours, our_others = acl_log_script(node.port)
+    theirs, their_others = acl_log_script(real.port)
+
+    def fields(entry: list[Any]) -> dict[bytes, Any]:
+        return dict(zip(entry[::2], entry[1::2], strict=True))
+
+    def shape(entries: list[Any]) -> list[Any]:
+        out = []
+        for entry in entries:
+            f = fields(entry)
+            info = dict(part.split(b"=", 1) for part in f[b"client-info"].split(b" "))
+            float(f[b"age-seconds"])  # a double, sent as a bulk string in RESP2
+            out.append(
+                (
+                    [k for k in f],
+                    f[b"count"],
+                    f[b"reason"],
+                    f[b"context"],
+                    f[b"object"],
+                    f[b"username"],
+                    info[b"user"],
+                    info[b"cmd"],
+                )
+            )
+        return out
+
+    assert shape(ours) == shape(theirs)
+    assert [e[1::2][1:4] for e in ours] == [
+        [b"key", b"multi", b"elsewhere"],
+        [b"command", b"toplevel", b"acl|whoami"],
+        [b"command", b"toplevel", b"set"],
+        [b"key", b"toplevel", b"other"],
+        [b"auth", b"toplevel", b"AUTH"],
+    ]
+    assert fields(ours[-1])[b"count"] == 2
+    assert len(our_others[0]) == 2 and our_others[1:3] == [[], []]
+    assert our_others[3:] == their_others[3:]
+    assert shape(our_others[0]) == shape(their_others[0])
+
+
+def test_described_rules_rebuild_the_same_permissions() -> None:
+    """ACL LIST's regenerated rules, applied to a fresh user, allow exactly the same commands
+    (what the replicated record relies on), for random rule sequences."""
+    import random
+
+    from respkv.kv.acl import CATEGORIES, AclError, build_user, user_from_record
+    from respkv.kv.commands import all_commands
+
+    specs = list(all_commands())
+    names = [s.name for s in specs] + [sub.name for s in specs for sub in s.subcommands]
+    names += ["select|0", "get|x"]
+    rng = random.Random(7)
+    built = 0
+    for _ in range(1500):
+        rules = []
+        for _ in range(rng.randint(1, 6)):
+            what = "@" + rng.choice([*CATEGORIES, "all"]) if rng.random() < 0.4 else None
+            rules.append((rng.choice("+-") + (what or rng.choice(names))).encode())
+        try:
+            user = build_user(None, "u", rules)
+        except AclError:
+            continue
+        built += 1
+        again = user_from_record("u", user.describe().encode())
+        assert again.allowed == user.allowed, (rules, user.describe())
+        assert again.describe() == user.describe()
+    assert built > 1000

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 import urllib.request
@@ -12,9 +14,9 @@ from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from respkv_proc import Cluster, RespkvProcess, free_port
+from respkv_proc import Cluster, RespkvProcess, free_port, wait_until
 
-from tests._server_util import RealRedis, bare, call, real_redis, start_node
+from tests._server_util import FAST_RAFT, RawConn, RealRedis, bare, call, real_redis, start_node
 
 pytestmark = pytest.mark.integration
 
@@ -213,7 +215,7 @@ def test_latency_monitor(node: tuple[RespkvProcess, int]) -> None:
     latest = call(r, "LATENCY", "LATEST")
     call(r, "CONFIG", "SET", "latency-monitor-threshold", "0")
     for name, ts, last_ms, max_ms in latest:
-        assert name in (b"command", b"fast-command")
+        assert name in (b"command", b"fast-command", b"aof-fsync-always")
         assert isinstance(ts, int) and 1 <= last_ms <= max_ms
         history = call(r, "LATENCY", "HISTORY", name)
         assert history and all(len(sample) == 2 for sample in history)
@@ -291,3 +293,241 @@ def test_progress_log_every_ten_percent(caplog: pytest.LogCaptureFixture) -> Non
     assert len(lines) == 11  # 10%, 20%, ... 100%, then done
     assert lines[0].startswith("sending snapshot 7 in progress: 0.0 MB of 0.0 MB (10%)")
     assert "(100%)" in lines[-1] and " done: " in lines[-1] and "MB/s" in lines[-1]
+
+
+def _pubsub_classification(port: int) -> list[object]:
+    admin = bare(port)
+    with RawConn(port) as sub, RawConn(port) as psub, RawConn(port) as plain:
+        sub.call("SUBSCRIBE", "news")
+        psub.call("PSUBSCRIBE", "n*")
+        plain.call("PING")
+        ids = {name: c.call("CLIENT", "ID") for name, c in [("plain", plain)]}
+        listed = call(admin, "CLIENT", "LIST", "TYPE", "pubsub").decode().splitlines()
+        normal = call(admin, "CLIENT", "LIST", "TYPE", "normal").decode().splitlines()
+        out: list[object] = [
+            sorted(dict(f.split("=", 1) for f in line.split(" "))["cmd"] for line in listed),
+            {dict(f.split("=", 1) for f in line.split(" "))["flags"] for line in listed},
+            f"id={ids['plain']}" in " ".join(normal),
+            any("cmd=subscribe" in line for line in normal),
+            call(admin, "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes", "ID", ids["plain"]),
+            call(admin, "CLIENT", "KILL", "TYPE", "pubsub"),
+            call(admin, "CLIENT", "LIST", "TYPE", "pubsub"),
+        ]
+        out.append(sub.read_until_closed(5)[1] and psub.read_until_closed(5)[1])
+    return out
+
+
+def test_client_type_pubsub(node: tuple[RespkvProcess, int], real: RealRedis) -> None:
+    ours = _pubsub_classification(node[0].port)
+    assert ours == _pubsub_classification(real.port)
+    assert ours[:2] == [["psubscribe", "subscribe"], {"P"}]
+    assert ours[4:] == [1, 2, b"", True]
+
+
+# --- a real join by snapshot: metrics and progress lines -----------------------------------------
+
+SNAPSHOT_RAFT = (
+    "heartbeat_interval_ms = 50\nelection_timeout_ms = 500\n"
+    "snapshot_threshold = 200\nsnapshot_tail = 20\nsnapshot_chunk_bytes = 262144\n"
+)
+# "<what> in progress: 1.2 MB of 8.4 MB (10%) in 0.1s, 12.3 MB/s" (docs/monitoring.md)
+PROGRESS = r"{what} (in progress|done): \d+\.\d MB{total} in \d+\.\ds, \d+\.\d MB/s"
+WITH_TOTAL = r" of \d+\.\d MB \((\d+)%\)"
+
+
+def _lines(text: str, what: str, total: bool) -> list[re.Match[str]]:
+    pattern = re.compile(PROGRESS.format(what=what, total=WITH_TOTAL if total else ""))
+    return [m for m in map(pattern.search, text.splitlines()) if m is not None]
+
+
+def test_join_by_snapshot_metrics_and_progress(tmp_path: Path) -> None:
+    """A learner joins a node whose log was compacted: it catches up by a snapshot of ~8 MB,
+    streamed in 256 KB chunks. Both nodes count the transfer, and both log its progress."""
+    ports = {1: free_port(), 2: free_port()}
+    with Cluster(
+        tmp_path,
+        1,
+        cluster_extra={1: f"\n[metrics]\nport = {ports[1]}\n"},
+        raft_extra=SNAPSHOT_RAFT,
+    ) as cluster:
+        cluster.start()
+        leader = cluster.wait_leader()
+        r = cluster.client(leader)
+        before = scrape(ports[1])
+        value = os.urandom(10_000).hex()  # 20 KB that compress badly
+        pipe = r.pipeline(transaction=False)
+        for i in range(420):
+            pipe.set(f"big{i}", value)
+        pipe.execute()
+        after = scrape(ports[1])
+        fsyncs = ("respkv_fsync_duration_seconds_count", ())
+        assert after[fsyncs] > before[fsyncs]
+        assert after[("respkv_fsync_duration_seconds_sum", ())] > 0
+        assert after[("respkv_raft_leader_changes_total", ())] >= 1
+        assert after[("respkv_raft_log_first_index", ())] > 200  # compacted
+        assert after[("respkv_snapshot_transfers_total", (("direction", "sent"),))] == 0
+
+        joiner = cluster.add_node(
+            2,
+            f"127.0.0.1:{cluster.nodes[1].peer_port}",
+            extra=f"\n[metrics]\nport = {ports[2]}\n",
+        )
+        joiner.start()
+        wait_until(
+            lambda: "installed the leader's snapshot" in joiner.log(), 60, "node 2's snapshot"
+        )
+        cluster.wait_caught_up()
+        sent, received = scrape(ports[1]), scrape(ports[2])
+        out, into = (("direction", "sent"),), (("direction", "received"),)
+        assert sent[("respkv_snapshot_transfers_total", out)] >= 1
+        assert sent[("respkv_snapshot_bytes_total", out)] > 8_000_000
+        assert sent[("respkv_snapshot_transfer_duration_seconds_count", out)] >= 1
+        assert sent[("respkv_snapshot_transfer_duration_seconds_sum", out)] > 0
+        assert received[("respkv_snapshot_transfers_total", into)] >= 1
+        assert received[("respkv_snapshot_bytes_total", into)] > 8_000_000
+        assert received[("respkv_snapshot_transfer_duration_seconds_count", into)] >= 1
+        assert received[("respkv_snapshot_transfers_total", out)] == 0
+        assert received[("respkv_raft_leader_changes_total", ())] >= 1
+        assert received[("respkv_raft_leader_id", ())] == leader
+        match = ("respkv_raft_follower_match_index", (("member", "2"),))
+        assert sent[match] == sent[("respkv_raft_applied_index", ())]
+
+        # The leader: every 10% of the file, then done; the learner: the bytes received (the
+        # leader does not send the total) and the install, by 10% of the file.
+        sending = _lines(cluster.nodes[1].log(), r"sending snapshot \d+", total=True)
+        assert len(sending) >= 5 and sending[-1].group(1) == "done"
+        percents = [int(m.group(2)) for m in sending]
+        assert percents == sorted(percents) and percents[-1] == 100 and percents[0] < 100
+        log2 = joiner.log()
+        assert _lines(log2, r"receiving snapshot \d+", total=False)[-1].group(1) == "done"
+        installing = _lines(log2, r"installing snapshot \d+", total=True)
+        assert [m.group(1) for m in installing][-1] == "done" and len(installing) >= 2
+        assert int(installing[0].group(2)) < 100
+
+
+def test_restart_replays_the_log_with_progress(tmp_path: Path) -> None:
+    """A node that died after syncing entries and before applying them replays them at start.
+    (Each apply batch stores the applied index with its data, so a plain restart has nothing
+    to replay: the applied index is set back offline, as a crash in that window leaves it;
+    the entries are SETs of distinct keys, so applying them again changes nothing.)"""
+    from respkv.storage import Store
+
+    # Small apply batches: the replay takes several, so its progress shows.
+    proc = start_node(tmp_path, raft_extra=FAST_RAFT + "max_apply_bytes = 4096\n")
+    try:
+        pipe = proc.client().pipeline(transaction=False)
+        for i in range(3000):
+            pipe.set(f"r{i}", i)
+        pipe.execute()
+        applied = int(proc.client().info("raft")["raft_applied_index"])
+        assert proc.stop() == 0
+        store = Store.open(tmp_path / "data" / "node1", 1)
+        try:
+            store.keyspace.write({}, applied - 2500)
+        finally:
+            store.close()
+        proc.start()
+        wait_until(lambda: "replaying the log done" in proc.log(), 30, "the replay")
+        log_text = proc.log()
+        assert f"replaying 2500 committed entries ({applied - 2499}..{applied})" in log_text
+        pattern = re.compile(
+            r"replaying the log (in progress|done): (\d+) entries of 2500 \((\d+)%\) "
+            r"in \d+\.\ds, \d+ entries/s"
+        )
+        found = [m for m in map(pattern.search, log_text.splitlines()) if m]
+        assert found[-1].groups() == ("done", "2500", "100")
+        assert len(found) >= 5 and found[0].group(1) == "in progress"
+        percents = [int(m.group(3)) for m in found]
+        assert percents == sorted(percents) and 10 <= percents[0] < 100
+        assert proc.client().get("r2999") == b"2999" and proc.client().dbsize() == 3000
+    finally:
+        proc.kill()
+
+
+def test_alert_rules_reference_live_metrics(tmp_path: Path) -> None:
+    """The rules of docs/monitoring.md: valid YAML of Prometheus's rule-file shape, balanced
+    PromQL, and every metric they name exported by a node (a leader, so that leader-only
+    series are there too)."""
+    import yaml
+
+    text = (REPO / "docs" / "monitoring.md").read_text()
+    block = text.split("## Alerts", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
+    rules = yaml.safe_load(block)["groups"][0]["rules"]
+    assert len(rules) >= 5
+    names: set[str] = set()
+    for rule in rules:
+        assert set(rule) <= {"alert", "expr", "for", "labels", "annotations"}, rule
+        expr = rule["expr"]
+        assert re.fullmatch(r"\d+[smh]", rule.get("for", "1m")), rule
+        depth = 0
+        for ch in expr:
+            depth += {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}.get(ch, 0)
+            assert depth >= 0, expr
+        assert depth == 0 and re.search(r"(==|>|<|!=)\s*\d+(\.\d+)?$", expr), expr
+        names.update(re.findall(r"\brespkv_[a-z_]+", expr))
+    ports = {i: free_port() for i in (1, 2, 3)}
+    with Cluster(
+        tmp_path,
+        3,
+        cluster_extra={i: f"\n[metrics]\nport = {ports[i]}\n" for i in ports},
+        raft_extra=FAST_RAFT,
+    ) as cluster:
+        cluster.start()
+        leader = cluster.wait_leader()
+        cluster.client(leader).set("k", "v")
+        cluster.wait_caught_up()
+        exported = {name for name, _ in scrape(ports[leader])}
+    assert names and names <= exported, names - exported
+
+
+def _latency_event(port: int, slow: list[tuple[str, ...]]) -> list[object]:
+    """Turn the monitor on at 1 ms, run ``slow`` (commands that hold the server > 1 ms), and
+    return LATENCY's replies."""
+    r = bare(port)
+    call(r, "LATENCY", "RESET")
+    call(r, "CONFIG", "SET", "latency-monitor-threshold", "1")
+    try:
+        for command in slow:
+            call(r, *command)
+        latest = call(r, "LATENCY", "LATEST")
+        history = call(r, "LATENCY", "HISTORY", "command")
+        doctor = call(r, "LATENCY", "DOCTOR")
+        out: list[object] = [latest, history, doctor]
+        out.append(call(r, "LATENCY", "HISTORY", "no-such-event"))
+        out.append(call(r, "LATENCY", "RESET", "no-such-event"))
+        out.append(call(r, "LATENCY", "RESET", "command", "fast-command"))
+        out.append(call(r, "LATENCY", "LATEST"))
+    finally:
+        call(r, "CONFIG", "SET", "latency-monitor-threshold", "0")
+    return out
+
+
+def test_latency_event_like_redis(node: tuple[RespkvProcess, int]) -> None:
+    """A command that really holds the loop over the threshold shows in LATENCY LATEST and
+    HISTORY with Redis's shape (there DEBUG SLEEP makes the event; here KEYS over 20000 keys)."""
+    r = node[0].client()
+    pipe = r.pipeline(transaction=False)
+    for start in range(0, 20_000, 1000):
+        pipe.mset({f"lat:{i}": "v" for i in range(start, start + 1000)})
+    pipe.execute()
+    ours = _latency_event(node[0].port, [("KEYS", "*")] * 3)
+    with real_redis("--enable-debug-command", "local") as real:
+        theirs = _latency_event(real.port, [("DEBUG", "SLEEP", "0.01")])
+
+    def shape(value: object) -> object:
+        if isinstance(value, list):
+            return [shape(v) for v in value]
+        return type(value).__name__
+
+    # A Raft log fsync over 1 ms may add its own event (aof-fsync-always): not this test's.
+    for position in (0, 6):
+        ours[position] = [e for e in ours[position] if e[0] != b"aof-fsync-always"]  # type: ignore[attr-defined]
+    latest, history = ours[0], ours[1]
+    assert shape(latest) == shape(theirs[0]) == [["bytes", "int", "int", "int"]]
+    assert latest[0][0] == b"command"  # type: ignore[index]
+    assert 1 <= latest[0][2] <= latest[0][3]  # type: ignore[index]
+    assert history and shape(history)[0] == shape(theirs[1])[0] == ["int", "int"]  # type: ignore[index]
+    assert all(ms >= 1 for _, ms in history)  # type: ignore[union-attr]
+    assert b"command" in ours[2] and b"latency spikes" in ours[2]  # type: ignore[operator]
+    assert ours[3:] == theirs[3:] == [[], 0, 1, []]
+    r.delete(*[f"lat:{i}" for i in range(20_000)])

@@ -298,3 +298,40 @@ def test_acknowledged_appends_survive_kill_9(tmp_path: Path, seed: int) -> None:
             assert list(stored) == list(range(1, len(stored) + 1))
             assert loaded.hard_state is not None
             assert loaded.hard_state.commit >= max(acked)
+
+
+def test_slow_fsync_reported_to_the_latency_monitor(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An fsync over the latency threshold is reported, on the loop, with its milliseconds;
+    none is reported while the threshold is 0 (off)."""
+    import threading
+    import time
+
+    real_sync = store._sync_wal
+
+    def slow_sync() -> None:
+        time.sleep(0.006)
+        real_sync()
+
+    monkeypatch.setattr(store, "_sync_wal", slow_sync)
+    threshold_ns = [0]
+    reported: list[tuple[int, bool]] = []
+
+    async def main() -> None:
+        writer = StorageWriter(store)
+        writer.slow_fsync_threshold_ns = lambda: threshold_ns[0]
+        writer.on_slow_fsync = lambda ms: reported.append(
+            (ms, threading.current_thread() is threading.main_thread())
+        )
+        writer.start()
+        await writer.submit(append_batch(store, 1))
+        await asyncio.sleep(0.01)
+        assert reported == []
+        threshold_ns[0] = 1_000_000
+        await writer.submit(append_batch(store, 2))
+        await asyncio.sleep(0.01)
+        await writer.aclose()
+
+    asyncio.run(main())
+    assert len(reported) == 1 and reported[0][0] >= 5 and reported[0][1]

@@ -10,6 +10,12 @@ line without ``user <name>``), so users travel with snapshots and never show in 
 Commands are allowed as a set of names ("get", "config|get"), computed eagerly from the rules,
 so the check is two set lookups; key patterns are checked against the key positions of the
 command table (first key, last key, step).
+
+The command rules are not kept: like Redis 7.0 (``ACLDescribeSelectorCommandRules``),
+``describe_commands`` regenerates them from the allowed set: ``+@all`` or ``-@all``, then
+categories chosen greedily (the one leaving the fewest commands to fix, in ACL CAT order on a
+tie), then single commands. Redis lists the single commands in the order of its command hash
+table, which is seeded at random per process; respkv lists them in command-table order.
 """
 
 from __future__ import annotations
@@ -114,7 +120,9 @@ class User:
     nopass: bool = False
     passwords: list[str] = field(default_factory=list)  # SHA-256 hex, in order of addition
     allowed: set[str] = field(default_factory=set)  # command names, "container|sub" included
-    command_rules: list[str] = field(default_factory=lambda: ["-@all"])  # for describe()
+    # +@all was the last of +@all/-@all: describe() starts from +@all (Redis: "can execute
+    # future commands").
+    all_commands_base: bool = False
     all_keys: bool = False
     key_patterns: list[bytes] = field(default_factory=list)
     channel_rules: list[str] = field(default_factory=lambda: ["resetchannels"])  # not enforced
@@ -188,10 +196,10 @@ class User:
             self.channel_rules.append(text)
         elif lower in ("allcommands", "+@all"):
             self.allowed = set(_ALL)
-            self.command_rules = ["+@all"]
+            self.all_commands_base = True
         elif lower in ("nocommands", "-@all"):
             self.allowed = set()
-            self.command_rules = ["-@all"]
+            self.all_commands_base = False
         elif lower in ("sanitize-payload", "skip-sanitize-payload"):
             self.payload_flag = lower
         elif lower == "reset":
@@ -209,22 +217,29 @@ class User:
             if what[1:] not in CATEGORIES:
                 raise AclError("Unknown command or category name in ACL")
             names = _names_in(what[1:])
-        else:
-            container, _, sub = what.partition("|")
-            spec = lookup(container.encode())
+        elif "|" not in what:
+            spec = lookup(what.encode())
             if spec is None:
                 raise AclError("Unknown command or category name in ACL")
-            if sub:
-                if not add:
-                    raise AclError("Allowing first-arg of a subcommand is not supported")
-                names = {f"{spec.name}|{sub}"}
-            else:
-                names = {spec.name, *(s.name for s in spec.subcommands)}
+            names = {spec.name, *(s.name for s in spec.subcommands)}
+        else:  # as Redis: the part after the last "|" is a subcommand or a first argument
+            container, _, sub = what.rpartition("|")
+            spec = lookup(container.partition("|")[0].encode())
+            subcommands = {s.name for s in spec.subcommands} if spec is not None else set()
+            if spec is None or ("|" in container and container not in subcommands):
+                raise AclError("Unknown command or category name in ACL")
+            if "|" in container:
+                raise AclError("Allowing first-arg of a subcommand is not supported")
+            if not sub:
+                raise AclError("Syntax error")
+            # A subcommand must exist; a first argument may only be added, never removed.
+            if (subcommands or not add) and what not in subcommands:
+                raise AclError("Unknown command or category name in ACL")
+            names = {what}
         if add:
             self.allowed |= names
         else:
             self.allowed -= names
-        self.command_rules.append(("+" if add else "-") + what)
 
     def describe(self) -> str:
         """The ACL LIST line after ``user <name>``; applying it to a fresh user rebuilds this."""
@@ -239,8 +254,58 @@ class User:
         else:
             parts += ["~" + p.decode(errors="replace") for p in self.key_patterns]
         parts += self.channel_rules
-        parts += self.command_rules
+        parts.append(self.describe_commands())
         return " ".join(parts)
+
+    def describe_commands(self) -> str:
+        """The command rules that rebuild ``allowed``, as Redis 7.0 generates them."""
+        additive = not self.all_commands_base
+        rules = ["-@all" if additive else "+@all"]
+        fake = set() if additive else set(_ALL)  # what the rules so far allow
+        remaining = set(self.allowed)  # the user's set, with each chosen category undone
+        chosen: set[str] = set()
+        while True:
+            best, fewest_to_fix, most_covered = "", 1 << 62, 0
+            for category in CATEGORIES:
+                if category in chosen:
+                    continue
+                counted = _COUNTED[category]
+                on = len(counted & remaining)
+                off = len(counted) - on
+                to_fix, covered = (off, on) if additive else (on, off)
+                if covered > to_fix and (
+                    to_fix < fewest_to_fix or (to_fix == fewest_to_fix and covered > most_covered)
+                ):
+                    best, fewest_to_fix, most_covered = category, to_fix, covered
+            if not best:
+                break
+            chosen.add(best)
+            names = _names_in(best)
+            if additive:
+                fake |= names
+                remaining -= names
+            else:
+                fake -= names
+                remaining |= names
+            rules.append(("+@" if additive else "-@") + best)
+        allowed = self.allowed
+        first_args = []
+        for spec in all_commands():
+            name = spec.name
+            if (name in allowed) != (name in fake):
+                rules.append(("+" if name in allowed else "-") + name)
+                family = {name, *(sub.name for sub in spec.subcommands)}
+                if name in allowed:
+                    fake |= family
+                else:
+                    fake -= family
+            for sub in spec.subcommands:
+                if (sub.name in allowed) != (sub.name in fake):
+                    rules.append(("+" if sub.name in allowed else "-") + sub.name)
+                    (fake.add if sub.name in allowed else fake.discard)(sub.name)
+            if not spec.subcommands and name not in allowed:
+                first_args += [f"+{a}" for a in sorted(allowed) if a.startswith(name + "|")]
+        return " ".join(rules + first_args)
 
     def keys_text(self) -> str:
         if self.all_keys:
@@ -256,29 +321,54 @@ class User:
 
     def denied(self, spec: CommandSpec, argv: Sequence[bytes]) -> str | None:
         """None if this user may run ``argv``; else the NOPERM error message."""
+        found = self.check(spec, argv)
+        return None if found is None else denial_message(*found)
+
+    def check(self, spec: CommandSpec, argv: Sequence[bytes]) -> tuple[str, bytes] | None:
+        """None if this user may run ``argv``; else why not, as ACL LOG says it: ("command",
+        the command's name) or ("key", the first key refused)."""
         name = spec.name
         if spec.subcommands and len(argv) > 1:
             sub = f"{name}|{argv[1].decode(errors='replace').lower()}"
             if sub in self.allowed or name in self.allowed:
                 name = sub if sub in _ALL else name
             else:
-                shown = sub if sub in _ALL else name
-                return f"NOPERM this user has no permissions to run the '{shown}' command"
+                return "command", (sub if sub in _ALL else name).encode()
         elif name not in self.allowed:
-            return f"NOPERM this user has no permissions to run the '{name}' command"
+            return "command", name.encode()
         if not self.all_keys:
             patterns = self.key_patterns
             for position in spec.key_indexes(argv):
                 key = argv[position]
                 if not any(stringmatch(p, key) for p in patterns):
-                    return (
-                        "NOPERM this user has no permissions to access one of the keys used "
-                        "as arguments"
-                    )
+                    return "key", key
         return None
 
 
+def denial_message(reason: str, what: bytes) -> str:
+    """Redis's NOPERM error for a ``User.check`` refusal."""
+    if reason == "command":
+        return f"NOPERM this user has no permissions to run the '{what.decode()}' command"
+    return "NOPERM this user has no permissions to access one of the keys used as arguments"
+
+
 _ALL: frozenset[str] = frozenset(_names_in("all"))
+
+
+def _counted_in(category: str) -> frozenset[str]:
+    """What Redis counts as a category's commands when describing: the commands tagged with it
+    and the subcommands tagged with it (adding the category also adds every subcommand of a
+    tagged command)."""
+    tag = "@" + category
+    found = set()
+    for spec in all_commands():
+        if tag in spec.acl_categories:
+            found.add(spec.name)
+        found.update(sub.name for sub in spec.subcommands if tag in sub.acl_categories)
+    return frozenset(found)
+
+
+_COUNTED = {category: _counted_in(category) for category in CATEGORIES}
 
 
 def user_from_record(name: str, description: bytes) -> User:
@@ -307,7 +397,7 @@ def default_user(password: str = "") -> User:
     (on, nopass, every command and key), with ``requirepass`` as its password if set."""
     user = User("default", enabled=True, nopass=not password, all_keys=True)
     user.allowed = set(_ALL)
-    user.command_rules = ["+@all"]
+    user.all_commands_base = True
     user.channel_rules = ["&*"]
     if password:
         user.passwords = [password_hash(password.encode())]

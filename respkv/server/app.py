@@ -211,6 +211,7 @@ class Server:
             max_message_bytes=raft.max_message_bytes,
             max_inflight_messages=raft.max_inflight_messages,
             snapshot_chunk_bytes=raft.snapshot_chunk_bytes,
+            max_apply_bytes=raft.max_apply_bytes,
         )
         members = [
             Member(
@@ -244,6 +245,8 @@ class Server:
             initial_members=members,
             joining=bool(join_target),
         )
+        self.runtime.writer.slow_fsync_threshold_ns = self.observer.latency_threshold_ns
+        self.runtime.writer.on_slow_fsync = self.observer.slow_fsync
         self.runtime.on_removed.append(self._removed)
         self.runtime.on_soft_state.append(self._announce_leader)
         if not raft.fsync:

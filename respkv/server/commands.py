@@ -115,7 +115,7 @@ def auth(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
             "ERR AUTH <password> called without any password configured for the default user. "
             "Are you sure your configuration is correct?"
         )
-    found = server.acl.authenticate(user, password)
+    found = server.acl.authenticate(user, password, conn)
     if found is None:
         return ErrorReply("WRONGPASS invalid username-password pair or user is disabled.")
     server.acl.login(conn, found)
@@ -140,7 +140,7 @@ def hello(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
         remaining = len(argv) - position - 1
         if option == b"auth" and remaining >= 2:
             user, password = argv[position + 1], argv[position + 2]
-            found = server.acl.authenticate(user, password)
+            found = server.acl.authenticate(user, password, conn)
             if found is None:
                 return ErrorReply("WRONGPASS invalid username-password pair or user is disabled.")
             server.acl.login(conn, found)
@@ -325,8 +325,13 @@ def client(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
     return unknown_subcommand(argv)
 
 
-# Client types of CLIENT LIST/KILL TYPE; every respkv client is a normal one.
+# Client types of CLIENT LIST/KILL TYPE: respkv has no replication clients, so a client is
+# "pubsub" while it holds a subscription (Redis's P flag, RESP2 or RESP3), else "normal".
 _CLIENT_TYPES = (b"normal", b"master", b"slave", b"replica", b"pubsub")
+
+
+def _client_type(c: ClientConnection) -> bytes:
+    return b"pubsub" if c.channels or c.patterns else b"normal"
 
 
 def _unknown_client_type(name: bytes) -> ErrorReply:
@@ -338,8 +343,8 @@ def _client_list(server: Server, argv: list[bytes]) -> Any:
     if len(argv) == 4 and argv[2].lower() == b"type":
         if argv[3].lower() not in _CLIENT_TYPES:
             return _unknown_client_type(argv[3])
-        if argv[3].lower() != b"normal":
-            clients = []
+        wanted_type = argv[3].lower()
+        clients = [c for c in clients if _client_type(c) == wanted_type]
     elif len(argv) > 3 and argv[2].lower() == b"id":
         clients = []
         for raw in argv[3:]:
@@ -364,7 +369,7 @@ def _client_kill(server: Server, conn: ClientConnection, argv: list[bytes]) -> A
         return ErrorReply("ERR No such client")
     # New form: filters (all must match), SKIPME yes by default, as in Redis 7.0.
     wanted: dict[bytes, bytes] = {}
-    normal = True
+    client_type: bytes | None = None
     skipme = True
     position = 2
     while position < len(argv):
@@ -379,7 +384,7 @@ def _client_kill(server: Server, conn: ClientConnection, argv: list[bytes]) -> A
         elif key == b"type":
             if value.lower() not in _CLIENT_TYPES:
                 return _unknown_client_type(value)
-            normal = value.lower() == b"normal"
+            client_type = value.lower()
         elif key == b"user":
             if value.decode(errors="replace") not in server.acl.users:
                 return ErrorReply(f"ERR No such user '{value.decode(errors='replace')}'")
@@ -399,7 +404,7 @@ def _client_kill(server: Server, conn: ClientConnection, argv: list[bytes]) -> A
             b"laddr": c.laddr.encode(),
             b"user": c.user.encode(),
         }
-        if not normal or (skipme and c is conn):
+        if (client_type is not None and _client_type(c) != client_type) or (skipme and c is conn):
             continue
         if any(fields[key] != value for key, value in wanted.items() if key in fields):
             continue
@@ -460,7 +465,8 @@ def slowlog(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
 @command("latency")
 def latency(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
     """LATENCY LATEST | HISTORY event | RESET [event ...] | DOCTOR | HELP, with the events
-    respkv samples: ``command`` and ``fast-command`` (over ``latency-monitor-threshold``)."""
+    respkv samples: ``command`` and ``fast-command`` (over ``latency-monitor-threshold``) and
+    ``aof-fsync-always`` (Raft log fsyncs over it)."""
     observer = server.observer
     if len(argv) < 2:
         return ErrorReply("ERR wrong number of arguments for 'latency' command")
@@ -619,6 +625,10 @@ def _parameters(
         "latency-monitor-threshold": (
             lambda: str(observer.latency_threshold_ms),
             integer_setter(observer.set_latency_threshold, 0, 2**63 - 1),
+        ),
+        "acllog-max-len": (
+            lambda: str(server.acl.log.max_len),
+            integer_setter(server.acl.log.set_max_len, 0, 2**63 - 1),
         ),
         "requirepass": (lambda: server.requirepass, set_password),
         "client-output-buffer-limit": (get_output_limits, set_output_limits),

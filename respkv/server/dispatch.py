@@ -104,9 +104,9 @@ class Dispatcher:
             return
         restricted = conn.restricted
         if restricted is not None and spec.name_bytes not in server_commands.NO_AUTH:
-            denied = restricted.denied(spec, argv)
-            if denied is not None:
-                conn.reply_now(ErrorReply(denied))
+            refused = restricted.check(spec, argv)
+            if refused is not None:
+                conn.reply_now(server.acl.refuse(conn, refused))
                 return
         if spec.server_side:
             handler = self.handlers.get(spec.name_bytes)

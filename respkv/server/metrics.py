@@ -88,6 +88,14 @@ class Observer:
         self.latency_threshold_ms = milliseconds
         self._latency_threshold_ns = milliseconds * 1_000_000
 
+    def latency_threshold_ns(self) -> int:
+        """The threshold (0: off); other threads may call it."""
+        return self._latency_threshold_ns
+
+    def slow_fsync(self, milliseconds: int) -> None:
+        """A Raft log fsync over the threshold (Redis's event for appendfsync always)."""
+        self.latency_sample("aof-fsync-always", milliseconds)
+
     # --- the hot path ------------------------------------------------------------------------
 
     def command_done(

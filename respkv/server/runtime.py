@@ -425,7 +425,8 @@ class NodeRuntime:
         if self._recovery is not None:
             last = rd.committed_entries[-1].index
             if last >= self._recovery_target:
-                self._recovery.finish(last - self._recovery_from)
+                # The batch may hold entries past the target (e.g. a new leader's first entry).
+                self._recovery.finish(self._recovery_target - self._recovery_from)
                 self._recovery = None
             else:
                 self._recovery.update(last - self._recovery_from)
@@ -652,7 +653,10 @@ class NodeRuntime:
                 receiving = self._receiving
                 await asyncio.to_thread(write_chunk, path, chunk.offset, chunk.data)
                 stats.bytes_received += len(chunk.data)
-                receiving.update(chunk.offset + len(chunk.data))
+                if chunk.done:  # the leader sends no total: the size is known at the end
+                    receiving.finish(chunk.offset + len(chunk.data))
+                else:
+                    receiving.update(chunk.offset + len(chunk.data))
             if rd.snapshot is not None:
                 meta = rd.snapshot
                 path = directory / ("incoming-" + snapshot_file_name(meta))

@@ -73,6 +73,7 @@ def multi_intercept(conn: ClientConnection, argv: list[bytes]) -> bool:
         conn.reply_now(unknown_command(argv))
         return True
     name = spec.name_bytes
+    conn.cmd_argv, conn.cmd_spec = argv, spec  # CLIENT LIST's cmd=, as Redis's c->cmd
     if not spec.arity_ok(len(argv)):
         if name == b"exec":
             _leave_multi(conn)
@@ -92,10 +93,10 @@ def multi_intercept(conn: ClientConnection, argv: list[bytes]) -> bool:
         return True
     restricted = conn.restricted
     if restricted is not None and name not in NO_AUTH:
-        denied = restricted.denied(spec, argv)
-        if denied is not None:
+        refused = restricted.check(spec, argv)
+        if refused is not None:
             conn.multi_error = True
-            conn.reply_now(ErrorReply(denied))
+            conn.reply_now(conn.server.acl.refuse(conn, refused))
             return True
     if name in _RUN_IN_MULTI:
         return False

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import logging
 import threading
 import time
@@ -145,6 +146,11 @@ class StorageWriter:
         self._fsync_last_s = 0.0
         self._fsync_max_s = 0.0
         self.fsync_histogram = LatencyHistogram()  # observed by the writer thread only
+        # The latency monitor (set by the server): an fsync of at least
+        # ``slow_fsync_threshold_ns()`` (0: off; read on the writer thread) is reported to
+        # ``on_slow_fsync(milliseconds)`` on the loop, as Redis's "aof-fsync-always" event.
+        self.slow_fsync_threshold_ns: Callable[[], int] = lambda: 0
+        self.on_slow_fsync: Callable[[int], None] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -272,11 +278,21 @@ class StorageWriter:
             self._fsync_total_s += elapsed
             self._fsync_last_s = elapsed
             self._fsync_max_s = max(self._fsync_max_s, elapsed)
+            threshold = self.slow_fsync_threshold_ns()
+            report = self.on_slow_fsync
+            if threshold and elapsed_ns >= threshold and report is not None:
+                self._report_slow_fsync(report, elapsed_ns // 1_000_000)
         self._jobs += len(jobs)
         self._groups += 1
         self._errors += len(jobs) - written if sync_error is None else len(jobs)
         self._max_group_jobs = max(self._max_group_jobs, len(jobs))
         self._post(jobs, sync_error)
+
+    def _report_slow_fsync(self, report: Callable[[int], None], milliseconds: int) -> None:
+        loop = self._loop
+        assert loop is not None
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody to tell
+            loop.call_soon_threadsafe(report, milliseconds)
 
     def _post(self, jobs: list[_Job], sync_error: BaseException | None) -> None:
         loop = self._loop
