@@ -20,7 +20,7 @@ from typing import Any
 import hiredis
 import pytest
 
-from respkv.resp.replies import ErrorReply, PairsReply, SimpleString
+from respkv.resp.replies import ErrorReply, NullArray, PairsReply, SimpleString
 
 
 def free_port() -> int:
@@ -70,6 +70,8 @@ def normalize(reply: Any) -> Any:
         return reply.value
     if isinstance(reply, bool):
         return int(reply)
+    if isinstance(reply, NullArray):
+        return None
     if isinstance(reply, PairsReply):
         return [normalize(item) for pair in reply for item in pair]
     if isinstance(reply, (list, tuple)):

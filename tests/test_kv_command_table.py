@@ -96,6 +96,27 @@ KV_COMMANDS = [
     "hstrlen",
     "hrandfield",
     "hscan",
+    # lists
+    "lpush",
+    "rpush",
+    "lpushx",
+    "rpushx",
+    "lpop",
+    "rpop",
+    "llen",
+    "lrange",
+    "lindex",
+    "lset",
+    "linsert",
+    "lrem",
+    "ltrim",
+    "lpos",
+    "lmove",
+    "rpoplpush",
+    "blpop",
+    "brpop",
+    "blmove",
+    "brpoplpush",
 ]
 
 

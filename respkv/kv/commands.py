@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from respkv.resp.replies import ErrorReply, SetReply, SimpleString
 
-from . import errors, hashes, keyspace, strings
+from . import errors, hashes, keyspace, lists, strings
 from ._redis_commands import REDIS_COMMANDS
 
 if TYPE_CHECKING:
@@ -81,11 +81,21 @@ class CommandSpec:
     prepare: Prepare | None = None
     name_bytes: bytes = field(init=False)
     is_write: bool = field(init=False)
+    #: A blocking command the server parks (``BLOCKING_KEYS``); its handler is the
+    #: non-blocking form.
+    blocking: bool = field(init=False)
     arity_error: ErrorReply = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name_bytes", self.name.encode())
         object.__setattr__(self, "is_write", "write" in self.flags)
+        object.__setattr__(
+            self,
+            "blocking",
+            self.handler is not None
+            and "blocking" in self.flags
+            and self.name_bytes in BLOCKING_KEYS,
+        )
         object.__setattr__(self, "arity_error", errors.wrong_arity(self.name))
 
     @property
@@ -151,7 +161,11 @@ _IMPLEMENTATIONS: dict[str, tuple[Handler, Prepare | None]] = {
     **strings.IMPLEMENTATIONS,
     **keyspace.IMPLEMENTATIONS,
     **hashes.IMPLEMENTATIONS,
+    **lists.IMPLEMENTATIONS,
 }
+
+#: Blocking commands the server parks: name -> the keys (from argv) whose data wakes them.
+BLOCKING_KEYS: dict[bytes, Callable[[list[bytes]], list[bytes]]] = {**lists.BLOCKING_KEYS}
 
 #: Every command respkv knows, by lowercase name.
 COMMANDS: dict[str, CommandSpec] = {row[0]: _spec_from_row(row) for row in REDIS_COMMANDS}

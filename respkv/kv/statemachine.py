@@ -116,6 +116,10 @@ class StateMachine:
         self._scan_cursors: OrderedDict[int, tuple[int, bytes]] = OrderedDict()
         self._next_cursor = 1
         self._expire_rr = 0
+        #: While not None (the server sets it when a client is blocked on a list), every
+        #: ``put`` of a list's key record adds (db index, key) here, and SWAPDB adds
+        #: (db index, None) for both databases: the keys where a list may have data now.
+        self.list_writes: set[tuple[int, bytes | None]] | None = None
         self.reload()
 
     # -- server API ---------------------------------------------------------------------------
@@ -411,6 +415,9 @@ class StateMachine:
         """Store ``record`` for ``key``; ``old`` is its current record (None: a new key)."""
         overlay = self._overlay
         overlay[db.data + key] = record
+        list_writes = self.list_writes
+        if list_writes is not None and record[0] & 0x7F == layout.T_LIST:
+            list_writes.add((db.index, key))
         old_exp = 0
         if old is None:
             self._add_count(db.phys, 1)
@@ -564,6 +571,8 @@ class StateMachine:
         self._dbs[a] = Db(a, dbb.phys)
         self._dbs[b] = Db(b, da.phys)
         self._store_dbmap()
+        if self.list_writes is not None:
+            self.list_writes.update(((a, None), (b, None)))
 
     # -- SCAN cursors (local, not replicated) -----------------------------------------------------
 
