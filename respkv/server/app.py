@@ -19,6 +19,7 @@ from respkv.raft.node import RaftConfig, ReadMode
 from respkv.raft.types import Member, NodeId
 from respkv.storage import StorageError, Store
 
+from .blocking import BlockedPops
 from .cluster import ClusterLink, derived_cluster_id
 from .dispatch import Dispatcher
 from .join import join_cluster
@@ -59,6 +60,7 @@ class Server:
         self.cluster: ClusterLink | None = None
         self.state_machine: StateMachine | None = None
         self.dispatcher = Dispatcher(self)
+        self.blocked = BlockedPops(self)
         self._listener: asyncio.AbstractServer | None = None
         self._expiry_handle: asyncio.TimerHandle | None = None
         self._expiry_in_flight = False
@@ -304,3 +306,4 @@ class Server:
 
     def client_disconnected(self, client: ClientConnection) -> None:
         self.clients.pop(client.id, None)
+        self.blocked.client_gone(client.id)

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-READ, WRITE = 1, 2
+READ, WRITE, BLOCK = 1, 2, 3  # BLOCK: a blocking command, a barrier for what follows
 _MAX_IN_FLIGHT = 10_000  # commands per connection before we stop reading from it
 
 
@@ -137,8 +137,10 @@ class ClientConnection(asyncio.BufferedProtocol):
             if self._closing:
                 return
             kind, spec = classify(self, argv)
-            if self._in_flight and kind and kind != self._in_flight_kind:
-                # A read after writes (or a write after reads) waits for them: keep the rest.
+            if self._in_flight and kind and (kind != self._in_flight_kind or kind == BLOCK):
+                # A read after writes (or a write after reads) waits for them, and so does
+                # anything after a blocking command (Redis runs nothing of a blocked client),
+                # and a blocking command after writes: keep the rest.
                 rest = list(commands)[position:]
                 self._queued.extendleft(reversed(rest))
                 return

@@ -17,7 +17,7 @@ from respkv.resp.replies import ErrorReply
 
 from . import commands as server_commands
 from .cluster_commands import cluster_command
-from .connection import READ, WRITE, ClientConnection
+from .connection import BLOCK, READ, WRITE, ClientConnection
 from .errors import error_reply
 from .runtime import ClusterDown
 from .slots import key_slot
@@ -48,7 +48,7 @@ class Dispatcher:
         if not conn.authenticated:
             return 0, spec
         if spec.is_write:
-            return WRITE, spec
+            return (BLOCK if spec.blocking else WRITE), spec
         return (0 if conn.readonly else READ), spec
 
     def dispatch(
@@ -86,6 +86,9 @@ class Dispatcher:
         runtime = server.runtime
         assert state_machine is not None and runtime is not None
         db = conn.db
+        if kind == BLOCK:
+            self._blocking(conn, spec, argv, db)
+            return
         if kind == WRITE:
             payload = state_machine.prepare_write(argv, db, time.time_ns() // 1_000_000)
             if isinstance(payload, ErrorReply):
@@ -121,6 +124,30 @@ class Dispatcher:
             conn.reply_now(state_machine.read(argv, db, time.time_ns() // 1_000_000))
         else:
             slots.append(conn.reply_later(READ))
+
+    def _blocking(
+        self, conn: ClientConnection, spec: kv_commands.CommandSpec, argv: list[bytes], db: int
+    ) -> None:
+        """A blocking pop: validated, then parked on this node (``respkv.server.blocking``)."""
+        server = self.server
+        state_machine, runtime = server.state_machine, server.runtime
+        assert state_machine is not None and runtime is not None
+        payload = state_machine.prepare_write(argv, db, time.time_ns() // 1_000_000)
+        if isinstance(payload, ErrorReply):
+            conn.reply_now(payload)
+            return
+        cluster = server.cluster
+        if (
+            not runtime.is_leader
+            and runtime.leader
+            and cluster is not None
+            and (server.config.cluster.follower_writes == "moved" or conn.cluster_aware)
+        ):
+            conn.reply_now(cluster.moved(key_slot(argv[1])))
+            return
+        slot = conn.reply_later(BLOCK)
+        canonical = [spec.name_bytes, *argv[1:]]
+        server.blocked.block(conn, canonical, db, lambda reply: conn.complete(slot, _reply(reply)))
 
     def _write_on_follower(
         self, conn: ClientConnection, spec: kv_commands.CommandSpec, argv: list[bytes], db: int
