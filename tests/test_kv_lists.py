@@ -341,3 +341,10 @@ def test_transaction_and_batch_see_each_other(kv: Driver) -> None:
         ("error", "ERR timeout is not a float or out of range"),
         b"b",
     ]
+
+
+def test_a_reload_marks_every_db_as_written(kv: Driver) -> None:
+    """After a snapshot is installed, any list may have appeared: blocked clients look again."""
+    kv.sm.list_writes = set()
+    kv.sm.reload()
+    assert kv.sm.list_writes == {(i, None) for i in range(16)}

@@ -144,6 +144,8 @@ class StateMachine:
         raw_version = self._backend_get(layout.META_VERSION)
         self._version = U64.unpack(raw_version)[0] if raw_version else 0
         self._scan_cursors.clear()
+        if self.list_writes is not None:  # a new state (snapshot): any list may have data
+            self.list_writes.update((i, None) for i in range(self.databases))
 
     @property
     def applied_index(self) -> int:

@@ -567,6 +567,8 @@ class NodeRuntime:
                 started = time.monotonic()
                 await asyncio.to_thread(install_snapshot, self.store, path, meta)
                 self.state_machine.reload()
+                if self.after_apply is not None:
+                    self.after_apply()
                 self.applied_conf = meta.conf_state
                 path.unlink(missing_ok=True)
                 log.info(
