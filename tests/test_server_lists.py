@@ -345,3 +345,15 @@ def test_blocking_pops_across_a_leader_failover(cluster: Cluster) -> None:
     lost = set(pushed) - set(popped) - set(remaining)
     assert len(lost) <= uncertain[0], (lost, uncertain[0])
     assert len(popped) >= before + 100
+
+
+def test_a_list_renamed_onto_the_key_wakes_the_client(node: RespkvProcess, r: redis.Redis) -> None:
+    """As in Redis, a list that appears at the key by RENAME (or MOVE, COPY) serves it."""
+    waiting = blpop_in_background(node.port, 2, "BLPOP", "target", "0")
+    wait_until(lambda: blocked_clients(node.port) == 1, what="BLPOP to block")
+    r.set("other", "string")  # another type at another key wakes nobody
+    r.rpush("staging", "a", "b")
+    assert not waiting.done()
+    assert r.rename("staging", "target") is True
+    assert waiting.result() == [b"target", b"a"]
+    assert r.lrange("target", 0, -1) == [b"b"]
