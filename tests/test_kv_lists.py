@@ -29,6 +29,22 @@ def items(kv: Driver, key: str = "l") -> object:
     return call(kv, "LRANGE", key, "0", "-1")
 
 
+def assert_consistent(kv: Driver, key: str = "l") -> None:
+    """The member records are exactly positions head..head+size-1 (no stale record)."""
+    rec = kv.backend.get(kv.sm.db(0).data + key.encode())
+    if rec is None:
+        return
+    version = rec[1:9]
+    size = layout.U64.unpack(rec[9:17])[0]
+    head = layout.I64.unpack(rec[25:33])[0]
+    prefix = layout.MEMBERS + version
+    positions = [
+        layout.U64.unpack(k[9:])[0] - (1 << 63)
+        for k, _ in kv.backend.iterate(prefix, prefix + b"\xff" * 9)
+    ]
+    assert positions == list(range(head, head + size))
+
+
 def test_push_pop_both_ends(kv: Driver) -> None:
     assert call(kv, "RPUSH", "l", "a", "b") == 2
     assert call(kv, "LPUSH", "l", "x", "y") == 4
@@ -102,6 +118,7 @@ def test_linsert_both_sides_and_missing_pivot(kv: Driver) -> None:
     assert call(kv, "LINSERT", "l", "after", "e", "Z") == 8
     assert call(kv, "LINSERT", "l", "before", "a", "W") == 9
     assert items(kv) == [b"W", b"a", b"X", b"b", b"c", b"d", b"Y", b"e", b"Z"]
+    assert_consistent(kv)
     assert call(kv, "LINSERT", "l", "before", "nope", "x") == -1
     assert call(kv, "LINSERT", "nokey", "before", "a", "x") == 0
     assert call(kv, "LINSERT", "l", "middle", "a", "x") == ("error", "ERR syntax error")
@@ -118,6 +135,7 @@ def test_lrem_positive_negative_and_zero_counts(kv: Driver) -> None:
     assert call(kv, "LREM", "l", "0", "zz") == 0
     assert call(kv, "LREM", "l", "0", "x") == 1
     assert items(kv) == [b"a", b"b", b"c"]
+    assert_consistent(kv)
     assert call(kv, "LINDEX", "l", "2") == b"c"
     assert call(kv, "RPOP", "l") == b"c"
     assert call(kv, "LREM", "l", "x", "a") == (
@@ -136,6 +154,7 @@ def test_ltrim_and_emptying_deletes_the_key(kv: Driver) -> None:
     assert call(kv, "LINDEX", "l", "0") == b"b"
     assert call(kv, "LPUSH", "l", "z") == 4
     assert items(kv) == [b"z", b"b", b"c", b"d"]
+    assert_consistent(kv)
     assert call(kv, "LTRIM", "l", "0", "100") == b"OK"
     assert call(kv, "LLEN", "l") == 4
     assert call(kv, "LTRIM", "l", "5", "10") == b"OK"
