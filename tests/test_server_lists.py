@@ -357,3 +357,20 @@ def test_a_list_renamed_onto_the_key_wakes_the_client(node: RespkvProcess, r: re
     assert r.rename("staging", "target") is True
     assert waiting.result() == [b"target", b"a"]
     assert r.lrange("target", 0, -1) == [b"b"]
+
+
+def test_a_client_parked_on_a_leader_that_hands_over_stays_parked(cluster: Cluster) -> None:
+    """A deposed leader keeps its parked clients; their pop then goes to the new leader."""
+    leader = cluster.wait_leader(timeout=30)
+    port = cluster.port(leader)
+    waiting = blpop_in_background(port, 2, "BRPOP", "handover", "0")
+    wait_until(lambda: blocked_clients(port) == 1, what="BRPOP to block on the leader")
+    target = next(i for i in cluster.ids if i != leader)
+    with control_client(port, timeout=10) as c:
+        assert c.execute_command("CLUSTER", "FAILOVER", str(target)) == b"OK"
+    new_leader = cluster.wait_leader(timeout=30, not_=leader)
+    assert not waiting.done()
+    cluster.client(new_leader).rpush("handover", "x", "y")
+    assert waiting.result() == [b"handover", b"y"]
+    with control_client(cluster.port(new_leader), timeout=10) as c:
+        assert c.lrange("handover", 0, -1) == [b"x"]
