@@ -374,3 +374,20 @@ def test_a_client_parked_on_a_leader_that_hands_over_stays_parked(cluster: Clust
     assert waiting.result() == [b"handover", b"y"]
     with control_client(cluster.port(new_leader), timeout=10) as c:
         assert c.lrange("handover", 0, -1) == [b"x"]
+
+
+def test_a_client_waiting_on_two_keys_does_not_hold_up_the_other_key(
+    node: RespkvProcess, r: redis.Redis
+) -> None:
+    both = blpop_in_background(node.port, 2, "BLPOP", "k1", "k2", "0")
+    wait_until(lambda: blocked_clients(node.port) == 1, what="the first client to block")
+    second = blpop_in_background(node.port, 2, "BLPOP", "k2", "0")
+    wait_until(lambda: blocked_clients(node.port) == 2, what="the second client to block")
+    with RawConn(node.port) as conn:  # one pipeline: both pushes land in one apply batch
+        conn.send(
+            b"*3\r\n$5\r\nRPUSH\r\n$2\r\nk1\r\n$1\r\na\r\n*3\r\n$5\r\nRPUSH\r\n$2\r\nk2\r\n$1\r\nb\r\n"
+        )
+        assert conn.read_replies(2) == [1, 1]
+    assert both.result() == [b"k1", b"a"]
+    assert second.result(timeout=5) == [b"k2", b"b"]  # not held up by the first client
+    assert r.exists("k1", "k2") == 0

@@ -72,6 +72,7 @@ class Waiter:
         "keys",
         "nothing",
         "protocol",
+        "sent_at_applied",
         "timer",
     )
 
@@ -95,6 +96,7 @@ class Waiter:
         self.in_flight = False  # its pop is proposed or forwarded, no answer yet
         self.expired = False  # timed out while in flight: answer "nothing" if it finds nothing
         self.finished = False
+        self.sent_at_applied = 0  # this node's applied index when its pop was sent
         self.timer: asyncio.TimerHandle | None = None
 
 
@@ -104,6 +106,9 @@ class BlockedPops:
         self._queues: dict[tuple[int, bytes], deque[Waiter]] = {}
         self._by_client: dict[int, Waiter] = {}
         self._retry: set[Waiter] = set()
+        # Found nothing, but this node had not applied anything new since sending the pop:
+        # look again after the next apply batch, not now (no busy loop on a lagging node).
+        self._recheck: set[Waiter] = set()
         self._retry_handle: asyncio.TimerHandle | None = None
 
     @property
@@ -166,16 +171,20 @@ class BlockedPops:
             self._retry_handle.cancel()
             self._retry_handle = None
         self._retry.clear()
+        self._recheck.clear()
 
     def _after_apply(self) -> None:
         sm = self.server.state_machine
         assert sm is not None
         touched = sm.list_writes
-        if not touched:
+        recheck, self._recheck = self._recheck, set()
+        if not touched and not recheck:
             return
         sm.list_writes = set()
-        pairs: list[tuple[int, bytes]] = []
-        for db, key in touched:
+        pairs: list[tuple[int, bytes]] = [
+            (w.db, key) for w in recheck if not w.finished for key in w.keys
+        ]
+        for db, key in touched or ():
             if key is None:  # SWAPDB: any key of that db
                 pairs += [q for q in self._queues if q[0] == db]
             elif (db, key) in self._queues:
@@ -211,6 +220,7 @@ class BlockedPops:
         runtime, sm = server.runtime, server.state_machine
         assert runtime is not None and sm is not None
         waiter.in_flight = True
+        waiter.sent_at_applied = runtime.raft.log.applied
         self._retry.discard(waiter)
 
         def answered(reply: Any) -> None:
@@ -245,12 +255,19 @@ class BlockedPops:
             or reply is NULL_ARRAY
             or (isinstance(reply, Raw) and reply.data in _NOTHING)
         ):
+            runtime = self.server.runtime
+            assert runtime is not None
             if waiter.expired:
                 self._finish(waiter, waiter.nothing)
-            else:  # another client won: back to its place, and look again
+            elif runtime.is_leader or runtime.raft.log.applied > waiter.sent_at_applied:
+                # Another client won: back to its place, and look again.
                 self._wake((waiter.db, key) for key in waiter.keys)
+            else:
+                self._recheck.add(waiter)
             return
         self._finish(waiter, reply)
+        # It no longer counts as a pop in flight for its other keys: their waiters may go.
+        self._wake((waiter.db, key) for key in waiter.keys)
 
     def _retry_later(self, waiter: Waiter) -> None:
         if waiter.expired:
@@ -282,6 +299,7 @@ class BlockedPops:
             waiter.timer.cancel()
             waiter.timer = None
         self._retry.discard(waiter)
+        self._recheck.discard(waiter)
         if self._by_client.get(waiter.client_id) is waiter:
             del self._by_client[waiter.client_id]
         for key in waiter.keys:
