@@ -339,6 +339,13 @@ def test_list_writes_reports_keys_only_when_asked(kv: Driver) -> None:
     call(kv, "LMOVE", "l", "m", "left", "left")
     call(kv, "SWAPDB", "2", "3")
     assert touched == {(0, b"l"), (0, b"m"), (2, None), (3, None)}
+    touched.clear()
+    call(kv, "RENAME", "m", "r")
+    call(kv, "COPY", "r", "c")
+    call(kv, "MOVE", "c", "5")
+    call(kv, "RENAME", "s", "t")  # a string: nobody cares
+    call(kv, "LPOP", "r")  # emptied: deleted, no data to wake anyone
+    assert touched == {(0, b"r"), (0, b"c"), (5, b"c")}
 
 
 def test_transaction_and_batch_see_each_other(kv: Driver) -> None:

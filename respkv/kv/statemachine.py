@@ -117,8 +117,9 @@ class StateMachine:
         self._next_cursor = 1
         self._expire_rr = 0
         #: While not None (the server sets it when a client is blocked on a list), every
-        #: ``put`` of a list's key record adds (db index, key) here, and SWAPDB adds
-        #: (db index, None) for both databases: the keys where a list may have data now.
+        #: write of a list's key record (``Collection.store``, RENAME/COPY/MOVE through
+        #: ``list_written``) adds (db index, key) here, and SWAPDB and ``reload`` add
+        #: (db index, None): the keys where a list may have data now. Strings never look.
         self.list_writes: set[tuple[int, bytes | None]] | None = None
         self.reload()
 
@@ -417,9 +418,6 @@ class StateMachine:
         """Store ``record`` for ``key``; ``old`` is its current record (None: a new key)."""
         overlay = self._overlay
         overlay[db.data + key] = record
-        list_writes = self.list_writes
-        if list_writes is not None and record[0] & 0x7F == layout.T_LIST:
-            list_writes.add((db.index, key))
         old_exp = 0
         if old is None:
             self._add_count(db.phys, 1)
@@ -434,6 +432,12 @@ class StateMachine:
                 overlay[db.expires + I64.pack(old_exp) + key] = None
             if new_exp:
                 overlay[db.expires + I64.pack(new_exp) + key] = b""
+
+    def list_written(self, db: Db, key: bytes, record: bytes) -> None:
+        """``record`` was just stored at ``key`` by a command that moves any type (RENAME,
+        COPY, MOVE): note it in ``list_writes`` if it is a list."""
+        if self.list_writes is not None and record[0] & 0x7F == layout.T_LIST:
+            self.list_writes.add((db.index, key))
 
     def delete(self, db: Db, key: bytes, old: bytes, *, keep_members: bool = False) -> None:
         """Remove ``key`` whose current record is ``old``.
