@@ -165,6 +165,27 @@ KV_COMMANDS = [
     "zdiffstore",
     "zintercard",
     "zmpop",
+    # lists
+    "lpush",
+    "rpush",
+    "lpushx",
+    "rpushx",
+    "lpop",
+    "rpop",
+    "llen",
+    "lrange",
+    "lindex",
+    "lset",
+    "linsert",
+    "lrem",
+    "ltrim",
+    "lpos",
+    "lmove",
+    "rpoplpush",
+    "blpop",
+    "brpop",
+    "blmove",
+    "brpoplpush",
 ]
 
 

@@ -316,11 +316,71 @@ ZSET_COMMANDS = st.one_of(
     cmd(b"zscan", zkey, st.sampled_from([b"0", b"0", b"abc"]), hscan_options),
 )
 
+LIST_KEYS = [b"l1", b"l1", b"l1", b"l2", b"l2", b"a", b"h1"]
+lkey = st.sampled_from(LIST_KEYS)
+ELEMENTS = [b"e", b"f", b"g", b"", b"1"]
+element = st.sampled_from(ELEMENTS)
+elements = st.lists(element, min_size=1, max_size=6)
+INDEXES = [b"0", b"1", b"-1", b"2", b"-2", b"5", b"-7", b"100", b"abc", b"9223372036854775807"]
+index = st.sampled_from(INDEXES)
+side = st.sampled_from([b"LEFT", b"right", b"RIGHT", b"up"])
+pop_count = st.sampled_from([[], [b"0"], [b"1"], [b"2"], [b"10"], [b"-1"], [b"abc"]])
+TIMEOUTS = [b"0.01", b"1", b"0", b"-1", b"abc", b"1.5", b"-0.5", b"1e300", b"inf", b"nan"]
+timeout = st.sampled_from(TIMEOUTS)
+lpos_valid = st.lists(
+    st.one_of(
+        st.tuples(st.just(b"RANK"), st.sampled_from([b"1", b"2", b"-1", b"-2", b"3"])).map(list),
+        st.tuples(st.just(b"COUNT"), st.sampled_from([b"0", b"1", b"2"])).map(list),
+        st.tuples(st.just(b"MAXLEN"), st.sampled_from([b"0", b"1", b"3"])).map(list),
+    ),
+    max_size=3,
+).map(flat)
+lpos_invalid = st.lists(
+    st.one_of(
+        st.tuples(st.just(b"RANK"), st.sampled_from([b"0", b"abc", b"-9223372036854775808"])).map(
+            list
+        ),
+        st.tuples(st.just(b"COUNT"), st.sampled_from([b"-1", b"x"])).map(list),
+        st.tuples(st.just(b"MAXLEN"), st.sampled_from([b"-1", b"y"])).map(list),
+        opt([b"BOGUS"], [b"RANK"]),
+    ),
+    min_size=1,
+    max_size=2,
+).map(flat)
+lpos_options = st.one_of(lpos_valid, lpos_valid, lpos_valid, lpos_invalid)
+
+LIST_COMMANDS = st.one_of(
+    cmd(b"lpush", lkey, elements),
+    cmd(b"rpush", lkey, elements),
+    cmd(b"lpushx", lkey, elements),
+    cmd(b"rpushx", lkey, elements),
+    cmd(b"lpop", lkey, pop_count),
+    cmd(b"rpop", lkey, pop_count),
+    cmd(b"llen", lkey),
+    cmd(b"lrange", lkey, index, index),
+    cmd(b"lindex", lkey, index),
+    cmd(b"lset", lkey, index, element),
+    cmd(b"linsert", lkey, st.sampled_from([b"BEFORE", b"after", b"middle"]), element, element),
+    cmd(b"lrem", lkey, st.sampled_from([b"0", b"1", b"-1", b"2", b"-2", b"x"]), element),
+    cmd(b"ltrim", lkey, index, index),
+    cmd(b"lpos", lkey, element, lpos_options),
+    cmd(b"lmove", lkey, lkey, side, side),
+    cmd(b"rpoplpush", lkey, lkey),
+    cmd(b"blpop", st.lists(lkey, min_size=1, max_size=3), timeout),
+    cmd(b"brpop", st.lists(lkey, min_size=1, max_size=3), timeout),
+    cmd(b"blmove", lkey, lkey, side, side, timeout),
+    cmd(b"brpoplpush", lkey, lkey, timeout),
+)
+#: Run on Redis inside MULTI, where they never block (their non-blocking forms).
+BLOCKING: Final = {b"blpop", b"brpop", b"blmove", b"brpoplpush"}
+
 COMMAND = st.one_of(
     HASH_COMMANDS,
     SET_COMMANDS,
     ZSET_COMMANDS,
     ZSET_COMMANDS,
+    LIST_COMMANDS,
+    LIST_COMMANDS,
     cmd(b"get", key),
     cmd(b"set", key, value, st.lists(set_option, max_size=3).map(flat)),
     cmd(b"setnx", key, value),
@@ -445,6 +505,16 @@ def _check_random_fields(
         assert len(set(fields)) == len(fields), context
 
 
+def _without_blocking(redis: RawRedis, args: list[bytes]) -> Any:
+    """A blocking command's reply from Redis without blocking: inside MULTI."""
+    assert redis.call("MULTI") == b"OK"
+    queued = redis.call(*args)
+    if queued != b"QUEUED":
+        redis.call("DISCARD")
+        return queued
+    return redis.call("EXEC")[0]
+
+
 SEED = [
     (0, [b"mset", b"a", b"1", b"b", b"abc", b"k:1", b"10"]),
     (0, [b"expire", b"b", b"500"]),
@@ -477,6 +547,9 @@ def compare(redis: RawRedis, ours: Driver, steps: list[tuple[int, list[bytes]]])
             pairs = name != b"sscan"
             mine = _scan_all(our_call, args, 2, pairs=pairs)
             theirs = _scan_all(lambda argv: redis.call(*argv), args, 2, pairs=pairs)
+        elif name in BLOCKING:
+            theirs = _without_blocking(redis, args)
+            mine = our_call(args)
         else:
             theirs = redis.call(*args)
             mine = our_call(args)
@@ -528,7 +601,10 @@ def compare(redis: RawRedis, ours: Driver, steps: list[tuple[int, list[bytes]]])
         for k in theirs_keys:
             their_type = redis.call("TYPE", k)
             assert normalize(ours.call([b"type", k], db, now)) == their_type, k
-            if their_type == b"hash":
+            if their_type == b"list":
+                mine_list = normalize(ours.call([b"lrange", k, b"0", b"-1"], db, now))
+                assert mine_list == redis.call("LRANGE", k, "0", "-1"), k
+            elif their_type == b"hash":
                 mine_all = normalize(ours.call([b"hgetall", k], db, now))
                 assert _pairs(mine_all) == _pairs(redis.call("HGETALL", k)), k
             elif their_type == b"set":
@@ -571,6 +647,29 @@ ZSET_STEP = st.tuples(
 )
 
 
+LIST_STEP = st.tuples(
+    st.sampled_from([0, 0, 0, 1]),
+    st.one_of(
+        LIST_COMMANDS,
+        LIST_COMMANDS,
+        cmd(b"rpush", lkey, elements),
+        cmd(b"lpos", lkey, element, lpos_options),
+        cmd(b"set", st.sampled_from([b"a", b"l2"]), value),
+        cmd(b"del", st.lists(lkey, min_size=1, max_size=2)),
+        cmd(b"rename", lkey, lkey),
+        cmd(b"copy", lkey, lkey, copy_options),
+        cmd(b"type", lkey),
+    ),
+)
+
+
+LIST_SEED = [
+    (0, [b"rpush", b"l1", b"e", b"f", b"g", b"e", b"1", b"f", b"e", b"", b"g"]),
+    (0, [b"lpush", b"l2", b"f", b"e", b"g", b"e"]),
+    (1, [b"rpush", b"l1", b"g", b"e", b"f"]),
+]
+
+
 @settings(
     max_examples=int(os.environ.get("KV_DIFF_EXAMPLES", "300")),
     deadline=None,
@@ -583,6 +682,22 @@ def test_sorted_sets_against_redis(redis_port: int, steps: list[tuple[int, list[
     try:
         redis.call("FLUSHALL")
         compare(redis, Driver(), steps)
+    finally:
+        redis.close()
+
+
+@settings(
+    max_examples=int(os.environ.get("KV_DIFF_EXAMPLES", "300")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(steps=st.lists(LIST_STEP, min_size=5, max_size=40))
+def test_lists_against_redis(redis_port: int, steps: list[tuple[int, list[bytes]]]) -> None:
+    """Mostly list commands, on lists that start long enough for their edge cases."""
+    redis = RawRedis(redis_port)
+    try:
+        redis.call("FLUSHALL")
+        compare(redis, Driver(), LIST_SEED + steps)
     finally:
         redis.close()
 
@@ -610,6 +725,9 @@ def test_every_generated_command_is_known() -> None:
         b"zremrangebyrank", b"zremrangebyscore", b"zremrangebylex", b"zunionstore",
         b"zinterstore", b"zrandmember", b"zscan", b"zunion", b"zinter", b"zdiff", b"zdiffstore",
         b"zintercard", b"zmpop",
+        b"lpush", b"rpush", b"lpushx", b"rpushx", b"lpop", b"rpop", b"llen", b"lrange",
+        b"lindex", b"lset", b"linsert", b"lrem", b"ltrim", b"lpos", b"lmove", b"rpoplpush",
+        b"blpop", b"brpop", b"blmove", b"brpoplpush",
     }  # fmt: skip
     assert {n.decode() for n in generated} | {"flushall"} == handled
     assert all(lookup(n) is not None for n in generated)

@@ -93,6 +93,11 @@ SESSIONS: dict[str, Script] = {
         ([["MULTI"], ["SET", "y", "1"], ["EXEC"], ["GET", "y"]], 0),
         ([["WATCH", "t"], ["MULTI"], ["SET", "y", "2"], ["EXEC"]], 0),  # expired at WATCH
     ],
+    "blocking pops inside MULTI never block": [
+        ([["MULTI"], ["BLPOP", "nol", "0"], ["RPUSH", "l", "a", "b"], ["BRPOP", "l", "0"]], 0),
+        ([["BLMOVE", "l", "m", "LEFT", "RIGHT", "0"], ["BLPOP", "l", "0"], ["EXEC"]], 0),
+        ([["LRANGE", "m", "0", "-1"], ["EXISTS", "l"]], 0),
+    ],
     "pubsub in RESP2": [
         ([["PUBSUB", "CHANNELS"], ["PUBSUB", "NUMSUB", "a", "b"], ["PUBSUB", "NUMPAT"]], 0),
         ([["PUBSUB", "SHARDCHANNELS"], ["PUBSUB", "SHARDNUMSUB", "a"], ["PUBSUB", "FOO"]], 0),

@@ -236,6 +236,11 @@ class User:
             if (subcommands or not add) and what not in subcommands:
                 raise AclError("Unknown command or category name in ACL")
             names = {what}
+        if "|" not in what:
+            # As Redis: a rule on whole commands resets their first-argument rules (get|x).
+            self.allowed = {
+                a for a in self.allowed if "|" not in a or a.partition("|")[0] not in names
+            } | (self.allowed & names)
         if add:
             self.allowed |= names
         else:

@@ -33,7 +33,7 @@ from respkv.resp.replies import ErrorReply
 
 from . import errors
 from .glob import compile_pattern
-from .layout import EXPIRE_FLAG, I64, MEMBERS, U64, prefix_end
+from .layout import EXPIRE_FLAG, I64, MEMBERS, T_LIST, U64, prefix_end
 
 if TYPE_CHECKING:
     from .statemachine import Db, StateMachine
@@ -183,6 +183,8 @@ class Collection:
         record = self.encode()
         sm.put(self.db, self.key, record, self.record)
         self.record = record
+        if sm.list_writes is not None and self.code == T_LIST:
+            sm.list_writes.add((self.db.index, self.key))
 
 
 def open_read(

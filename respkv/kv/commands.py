@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from respkv.resp.replies import ErrorReply, SetReply, SimpleString
 
-from . import errors, hashes, keyspace, sets, strings, zsets
+from . import errors, hashes, keyspace, lists, sets, strings, zsets
 from ._redis_commands import REDIS_COMMANDS
 
 if TYPE_CHECKING:
@@ -81,12 +81,22 @@ class CommandSpec:
     prepare: Prepare | None = None
     name_bytes: bytes = field(init=False)
     is_write: bool = field(init=False)
+    #: A blocking command the server parks (``BLOCKING_KEYS``); its handler is the
+    #: non-blocking form.
+    blocking: bool = field(init=False)
     arity_error: ErrorReply = field(init=False)
     movable_keys: bool = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name_bytes", self.name.encode())
         object.__setattr__(self, "is_write", "write" in self.flags)
+        object.__setattr__(
+            self,
+            "blocking",
+            self.handler is not None
+            and "blocking" in self.flags
+            and self.name_bytes in BLOCKING_KEYS,
+        )
         object.__setattr__(self, "arity_error", errors.wrong_arity(self.name))
         object.__setattr__(self, "movable_keys", "movablekeys" in self.flags)
 
@@ -222,7 +232,11 @@ _IMPLEMENTATIONS: dict[str, tuple[Handler, Prepare | None]] = {
     **hashes.IMPLEMENTATIONS,
     **sets.IMPLEMENTATIONS,
     **zsets.IMPLEMENTATIONS,
+    **lists.IMPLEMENTATIONS,
 }
+
+#: Blocking commands the server parks: name -> the keys (from argv) whose data wakes them.
+BLOCKING_KEYS: dict[bytes, Callable[[list[bytes]], list[bytes]]] = {**lists.BLOCKING_KEYS}
 
 #: respkv's own commands (not Redis's), described the way Redis describes its own. The server
 #: layer runs them: ``RESPKV BACKUP`` (respkv/server/backup.py).

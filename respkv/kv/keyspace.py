@@ -294,6 +294,7 @@ def _rename(nx: bool) -> Handler:
                 return 0
             sm.delete(db, dst, existing)
         sm.put(db, dst, rec, None)
+        sm.list_written(db, dst, rec)
         sm.delete(db, src, rec, keep_members=True)
         return 1 if nx else OK
 
@@ -355,6 +356,7 @@ def copy(sm: StateMachine, argv: list[bytes], db: Db, stamp: int) -> Any:
     if existing is not None:
         sm.delete(dst_db, dst, existing)
     sm.put(dst_db, dst, new, None)
+    sm.list_written(dst_db, dst, new)
     return 1
 
 
@@ -390,6 +392,7 @@ def move(sm: StateMachine, argv: list[bytes], db: Db, stamp: int) -> Any:
     if sm.lookup_write(dst_db, key, stamp) is not None:
         return 0
     sm.put(dst_db, key, rec, None)
+    sm.list_written(dst_db, key, rec)
     sm.delete(db, key, rec, keep_members=True)
     return 1
 

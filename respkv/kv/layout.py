@@ -43,7 +43,11 @@ Key record value
 
         version:u64  size:u64  changes:u64  type-specific metadata...
 
-    ``size`` is the number of members (HLEN, SCARD); ``changes`` counts the modifying
+    A list's metadata is ``head:i64``, the position of its first element; its members are
+    ``pos(position) -> element`` with pos = u64 big-endian of position + 2**63, so member
+    order is list order (``respkv.kv.lists``).
+
+    ``size`` is the number of members (HLEN, SCARD, LLEN); ``changes`` counts the modifying
     commands applied to the collection, so a changed member always changes the key record's
     bytes (WATCH compares them). An empty collection has no key record: like Redis, removing
     the last member deletes the key.

@@ -124,6 +124,11 @@ class StateMachine:
         #: rebuilds its users whenever ``on_acl_change`` is called (apply, snapshot install).
         self.acl_records: dict[str, bytes] = {}
         self.on_acl_change: Callable[[], None] = lambda: None
+        #: While not None (the server sets it when a client is blocked on a list), every
+        #: write of a list's key record (``Collection.store``, RENAME/COPY/MOVE through
+        #: ``list_written``) adds (db index, key) here, and SWAPDB and ``reload`` add
+        #: (db index, None): the keys where a list may have data now. Strings never look.
+        self.list_writes: set[tuple[int, bytes | None]] | None = None
         self.reload()
 
     # -- server API ---------------------------------------------------------------------------
@@ -154,6 +159,8 @@ class StateMachine:
             for rkey, value in self._backend.iterate(prefix, layout.prefix_end(prefix))
         }
         self.on_acl_change()
+        if self.list_writes is not None:  # a new state (snapshot): any list may have data
+            self.list_writes.update((i, None) for i in range(self.databases))
 
     def prepare_acl(self, argv: Sequence[bytes], now_ms: int) -> bytes | ErrorReply:
         """The payload of a replicated ACL change (``#aclsetuser``/``#acldeluser`` argv,
@@ -487,6 +494,12 @@ class StateMachine:
             if new_exp:
                 overlay[db.expires + I64.pack(new_exp) + key] = b""
 
+    def list_written(self, db: Db, key: bytes, record: bytes) -> None:
+        """``record`` was just stored at ``key`` by a command that moves any type (RENAME,
+        COPY, MOVE): note it in ``list_writes`` if it is a list."""
+        if self.list_writes is not None and record[0] & 0x7F == layout.T_LIST:
+            self.list_writes.add((db.index, key))
+
     def delete(self, db: Db, key: bytes, old: bytes, *, keep_members: bool = False) -> None:
         """Remove ``key`` whose current record is ``old``.
 
@@ -625,6 +638,8 @@ class StateMachine:
         self._dbs[a] = Db(a, dbb.phys)
         self._dbs[b] = Db(b, da.phys)
         self._store_dbmap()
+        if self.list_writes is not None:
+            self.list_writes.update(((a, None), (b, None)))
 
     # -- SCAN cursors (local, not replicated) -----------------------------------------------------
 

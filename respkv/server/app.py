@@ -22,6 +22,7 @@ from respkv.storage import StorageError, Store
 
 from .acl import AclTable
 from .backup import Backups
+from .blocking import BlockedPops
 from .cluster import ClusterLink, derived_cluster_id
 from .dispatch import Dispatcher
 from .join import join_cluster
@@ -70,6 +71,7 @@ class Server:
         self.state_machine: StateMachine | None = None
         self.dispatcher = Dispatcher(self)
         self.acl = AclTable(self)
+        self.blocked = BlockedPops(self)
         self._listener: asyncio.AbstractServer | None = None
         self._tls_listener: asyncio.AbstractServer | None = None
         self.tls_port = config.tls.port
@@ -390,6 +392,7 @@ class Server:
     def client_disconnected(self, client: ClientConnection) -> None:
         self.clients.pop(client.id, None)
         self.pubsub.remove(client)
+        self.blocked.client_gone(client.id)
 
 
 def _bound_socket(host: str, port: int) -> socket.socket:

@@ -795,7 +795,7 @@ def _section_clients(server: Server) -> list[str]:
     return [
         f"connected_clients:{len(server.clients)}",
         f"maxclients:{server.maxclients}",
-        "blocked_clients:0",
+        f"blocked_clients:{server.blocked.count}",
     ]
 
 

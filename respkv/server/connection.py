@@ -9,8 +9,9 @@ request order: each command owns a slot, and slots are flushed from the head as 
 
 Reads and writes of one connection must appear to run in order (a pipelined GET sees the SET
 before it, and not the SET after it), so commands of the same kind may be in flight together but
-a change of kind waits until everything in flight has completed: a barrier. An EXEC whose
-transaction runs server commands (SELECT...) is EXCLUSIVE: every data command after it waits.
+a change of kind waits until everything in flight has completed: a barrier. A blocking command
+(BLPOP...) and an EXEC whose transaction runs server commands (SELECT...) are EXCLUSIVE: they
+wait for everything before them, and everything after them waits for them.
 
 A connection in MULTI, or subscribed in RESP2, sees its commands first through ``intercept``
 (queue them, or refuse them as Redis does); otherwise ``intercept`` is None and costs one
@@ -173,8 +174,10 @@ class ClientConnection(asyncio.BufferedProtocol):
                 self.commands_processed += 1
                 continue
             kind, spec = classify(self, argv)
-            if self._in_flight and kind and kind != self._in_flight_kind:
-                # A read after writes (or a write after reads) waits for them: keep the rest.
+            if self._in_flight and kind and (kind != self._in_flight_kind or kind == EXCLUSIVE):
+                # A read after writes (or a write after reads) waits for them, and so does
+                # anything after a blocking command (Redis runs nothing of a blocked client),
+                # and a blocking command after writes: keep the rest.
                 rest = list(commands)[position:]
                 self._queued.extendleft(reversed(rest))
                 return

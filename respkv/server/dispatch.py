@@ -22,7 +22,7 @@ from . import commands as server_commands
 from . import pubsub as _pubsub  # noqa: F401  (registers its commands)
 from . import transactions as _transactions  # noqa: F401  (registers its commands)
 from .cluster_commands import cluster_command
-from .connection import READ, WRITE, ClientConnection
+from .connection import EXCLUSIVE, READ, WRITE, ClientConnection
 from .errors import error_reply
 from .runtime import ClusterDown
 from .slots import key_slot
@@ -62,7 +62,7 @@ class Dispatcher:
         if not spec.arity_ok(len(argv)) or not conn.authenticated:
             return 0, spec
         if spec.is_write:
-            return WRITE, spec
+            return (EXCLUSIVE if spec.blocking else WRITE), spec
         return (0 if conn.readonly else READ), spec
 
     def dispatch(
@@ -124,6 +124,9 @@ class Dispatcher:
         runtime = server.runtime
         assert state_machine is not None and runtime is not None
         db = conn.db
+        if kind == EXCLUSIVE:
+            self._blocking(conn, spec, argv, db)
+            return
         if kind == WRITE:
             payload = state_machine.prepare_write(argv, db, time.time_ns() // 1_000_000)
             if isinstance(payload, ErrorReply):
@@ -164,6 +167,30 @@ class Dispatcher:
             conn.reply_now(state_machine.read(argv, db, time.time_ns() // 1_000_000))
         else:
             slots.append(conn.reply_later(READ))
+
+    def _blocking(
+        self, conn: ClientConnection, spec: kv_commands.CommandSpec, argv: list[bytes], db: int
+    ) -> None:
+        """A blocking pop: validated, then parked on this node (``respkv.server.blocking``)."""
+        server = self.server
+        state_machine, runtime = server.state_machine, server.runtime
+        assert state_machine is not None and runtime is not None
+        payload = state_machine.prepare_write(argv, db, time.time_ns() // 1_000_000)
+        if isinstance(payload, ErrorReply):
+            conn.reply_now(payload)
+            return
+        cluster = server.cluster
+        if (
+            not runtime.is_leader
+            and runtime.leader
+            and cluster is not None
+            and server.config.cluster.follower_writes == "moved"
+        ):
+            conn.reply_now(cluster.moved(key_slot(argv[1])))
+            return
+        slot = conn.reply_later(EXCLUSIVE)
+        canonical = [spec.name_bytes, *argv[1:]]
+        server.blocked.block(conn, canonical, db, lambda reply: conn.complete(slot, _reply(reply)))
 
     def _write_on_follower(
         self, conn: ClientConnection, spec: kv_commands.CommandSpec, argv: list[bytes], db: int

@@ -144,6 +144,8 @@ class NodeRuntime:
         self.on_conf_state: list[Callable[[ConfState], None]] = []
         self.on_removed: list[Callable[[], None]] = []  # this node's removal was applied
         self.on_member_removed: list[Callable[[NodeId], None]] = []
+        # Called after each apply batch while set (blocked clients: respkv.server.blocking).
+        self.after_apply: Callable[[], None] | None = None
         # Ids of removed members (kept in the store); a join may not reuse them.
         self.removed_ids: set[NodeId] = {NodeId(i) for i in store.removed_ids()}
         state = self._load_state(list(initial_members), joining)
@@ -431,16 +433,17 @@ class NodeRuntime:
             else:
                 self._recovery.update(last - self._recovery_from)
         proposals = self._proposals
-        if not proposals:
-            return
-        for entry, reply in zip(rd.committed_entries, replies, strict=True):
-            proposal = proposals.pop(entry.index, None)
-            if proposal is None:
-                continue
-            if proposal.term == entry.term:
-                proposal.done(reply)
-            else:
-                proposal.done(EntryLost("leadership changed before it committed"))
+        if proposals:
+            for entry, reply in zip(rd.committed_entries, replies, strict=True):
+                proposal = proposals.pop(entry.index, None)
+                if proposal is None:
+                    continue
+                if proposal.term == entry.term:
+                    proposal.done(reply)
+                else:
+                    proposal.done(EntryLost("leadership changed before it committed"))
+        if self.after_apply is not None:
+            self.after_apply()
 
     def _conf_change_applied(self, change: ConfChange) -> None:
         what = {
@@ -663,6 +666,8 @@ class NodeRuntime:
                 started = time.monotonic()
                 await asyncio.to_thread(install_snapshot, self.store, path, meta)
                 self.state_machine.reload()
+                if self.after_apply is not None:
+                    self.after_apply()
                 self.applied_conf = meta.conf_state
                 path.unlink(missing_ok=True)
                 log.info(
