@@ -6,14 +6,17 @@
 
 For each size and type a fresh RocksDB store (a temporary directory) is loaded with one
 collection of that many members through ``prepare_write`` + ``apply`` like the server does
-(a sorted set with random integer scores, so ties exist; a hash; a set). Then, per operation,
-``--calls`` commands are timed one by one, each write its own apply (one backend write):
+(a sorted set with random integer scores, so ties exist; a hash; a set; a list). Then, per
+operation, ``--calls`` commands are timed one by one, each write its own apply (one backend
+write):
 
 * zset: ``ZADD new`` (a new member), ``ZADD update`` (the score index entry moves),
   ``ZRANGEBYSCORE key min +inf LIMIT 0 10`` from a random min (a seek, then 10 entries),
   ``ZRANGE 0 9`` / ``ZRANGE -10 -1`` (a seek from either end), ``ZSCORE``;
 * hash: ``HSET new`` (a new field), ``HSET update``, ``HGET``;
-* set: ``SADD new``, ``SISMEMBER``.
+* set: ``SADD new``, ``SISMEMBER``;
+* list: ``LPUSH``, ``LINDEX`` of the middle element, ``LRANGE 0 9``, ``LSET`` at a random
+  index, ``RPOP``.
 
 The table shows microseconds per call and the ratio between the largest and the smallest size:
 a ratio near 1 is the O(log n) of a RocksDB seek (its block index and bloom filters), where a
@@ -88,6 +91,12 @@ LOADERS: dict[str, tuple[Callable[[int, int, random.Random, int], list[bytes]], 
         ),
         [b"SCARD", KEY],
     ),
+    "list": (
+        lambda first, last, rng, size: (
+            [b"RPUSH", KEY] + [b"m:%010d" % i for i in range(first, last)]
+        ),
+        [b"LLEN", KEY],
+    ),
 }
 
 
@@ -143,6 +152,15 @@ def operations(
         "set": {
             "SADD new": lambda i: bench.apply([[b"SADD", KEY, b"new:%d" % i]]),
             "SISMEMBER": lambda i: bench.read([b"SISMEMBER", KEY, member()]),
+        },
+        "list": {
+            "LPUSH": lambda i: bench.apply([[b"LPUSH", KEY, b"new:%d" % i]]),
+            "LINDEX middle": lambda i: bench.read([b"LINDEX", KEY, b"%d" % (size // 2)]),
+            "LRANGE 0 9": lambda i: bench.read([b"LRANGE", KEY, b"0", b"9"]),
+            "LSET random": lambda i: bench.apply(
+                [[b"LSET", KEY, b"%d" % rng.randrange(size), b"x"]]
+            ),
+            "RPOP": lambda i: bench.apply([[b"RPOP", KEY]]),
         },
     }
 
