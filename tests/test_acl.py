@@ -4,13 +4,12 @@ node with the snapshot)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests._server_util import FAST_RAFT, RawConn, RealRedis, error, real_redis, start_node
+from tests._server_util import FAST_RAFT, RawConn, RealRedis, error
 from tests.respkv_proc import Cluster, RespkvProcess, wait_until
 
 pytestmark = pytest.mark.integration
@@ -19,21 +18,6 @@ NOPERM_KEYS = error(
     "NOPERM this user has no permissions to access one of the keys used as arguments"
 )
 WRONGPASS = error("WRONGPASS invalid username-password pair or user is disabled.")
-
-
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RespkvProcess]:
-    proc = start_node(tmp_path_factory.mktemp("acl"))
-    try:
-        yield proc
-    finally:
-        proc.kill()
-
-
-@pytest.fixture(scope="module")
-def real() -> Iterator[RealRedis]:
-    with real_redis() as server:
-        yield server
 
 
 def redis_order(rules: bytes) -> bytes:

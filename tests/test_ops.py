@@ -48,12 +48,6 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RespkvProce
         proc.kill()
 
 
-@pytest.fixture(scope="module")
-def real() -> Iterator[RealRedis]:
-    with real_redis() as server:
-        yield server
-
-
 # --- metrics ---------------------------------------------------------------------------------
 
 

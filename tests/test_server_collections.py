@@ -9,19 +9,10 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from tests._server_util import RawConn, encode_command, require_binary, start_node
+from tests._server_util import RawConn, encode_command, require_binary
 from tests.respkv_proc import RespkvProcess
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RespkvProcess]:
-    proc = start_node(tmp_path_factory.mktemp("collections"))
-    try:
-        yield proc
-    finally:
-        proc.kill()
 
 
 @pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])

@@ -17,33 +17,11 @@ from tests._server_util import (
     bare,
     call,
     error,
-    real_redis,
-    start_node,
     wait_until,
 )
 from tests.respkv_proc import RespkvProcess
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RespkvProcess]:
-    proc = start_node(tmp_path_factory.mktemp("conn"))
-    try:
-        yield proc
-    finally:
-        proc.kill()
-
-
-@pytest.fixture(scope="module")
-def real() -> Iterator[RealRedis]:
-    with real_redis() as server:
-        yield server
-
-
-@pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])
-def protocol(request: pytest.FixtureRequest) -> int:
-    return int(request.param)
 
 
 @pytest.fixture

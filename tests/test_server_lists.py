@@ -14,24 +14,10 @@ import pytest
 import redis
 from respkv_proc import Cluster, control_client
 
-from tests._server_util import RawConn, bare, call, start_node, wait_until
+from tests._server_util import RawConn, bare, call, wait_until
 from tests.respkv_proc import RespkvProcess
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RespkvProcess]:
-    proc = start_node(tmp_path_factory.mktemp("data"))
-    try:
-        yield proc
-    finally:
-        proc.kill()
-
-
-@pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])
-def protocol(request: pytest.FixtureRequest) -> int:
-    return int(request.param)
 
 
 @pytest.fixture

@@ -10,25 +10,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests._server_util import RawConn, RealRedis, encode_command, real_redis, start_node
+from tests._server_util import RawConn, RealRedis, encode_command
 from tests.respkv_proc import RespkvProcess
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RespkvProcess]:
-    proc = start_node(tmp_path_factory.mktemp("proto"))
-    try:
-        yield proc
-    finally:
-        proc.kill()
-
-
-@pytest.fixture(scope="module")
-def real() -> Iterator[RealRedis]:
-    with real_redis() as server:
-        yield server
 
 
 @pytest.fixture(autouse=True)

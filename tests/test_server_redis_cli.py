@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 
 import pytest
 
-from tests._server_util import require_binary, start_node
+from tests._server_util import require_binary
 from tests.respkv_proc import RespkvProcess
 
 pytestmark = pytest.mark.integration
@@ -16,15 +15,6 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def cli() -> str:
     return require_binary("redis-cli", "redis-tools")
-
-
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RespkvProcess]:
-    proc = start_node(tmp_path_factory.mktemp("cli"))
-    try:
-        yield proc
-    finally:
-        proc.kill()
 
 
 def run(cli: str, node: RespkvProcess, *args: str, stdin: bytes | None = None) -> str:

@@ -11,25 +11,10 @@ from typing import Any
 import pytest
 import redis
 
-from tests._server_util import RealRedis, encode_command, real_redis, require_binary, start_node
+from tests._server_util import RealRedis, encode_command, require_binary
 from tests.respkv_proc import RespkvProcess
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RespkvProcess]:
-    proc = start_node(tmp_path_factory.mktemp("zsets"))
-    try:
-        yield proc
-    finally:
-        proc.kill()
-
-
-@pytest.fixture(scope="module")
-def real() -> Iterator[RealRedis]:
-    with real_redis() as server:
-        yield server
 
 
 @pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])

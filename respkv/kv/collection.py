@@ -36,6 +36,7 @@ from .glob import compile_pattern
 from .layout import EXPIRE_FLAG, I64, MEMBERS, T_LIST, U64, prefix_end
 
 if TYPE_CHECKING:
+    from .commands import Prepare
     from .statemachine import Db, StateMachine
 
 #: Bytes of version, size and changes after the key header.
@@ -292,6 +293,20 @@ def has_type(sm: StateMachine, db_index: int, key: bytes, now: int, code: int) -
     WRONGTYPE check under ``check_state``)."""
     record = sm.lookup_read(sm.db(db_index), key, now)
     return record is None or record[0] & 0x7F == code
+
+
+def type_checked_prepare(code: int) -> Prepare:
+    """A ``prepare`` for commands where only WRONGTYPE (of argv[1]) can be found before apply,
+    and only with ``check_state``."""
+
+    def prepare(
+        sm: StateMachine, argv: list[bytes], db_index: int, now: int, check: bool
+    ) -> list[bytes] | ErrorReply:
+        if check and not has_type(sm, db_index, argv[1], now, code):
+            return errors.WRONGTYPE
+        return argv
+
+    return prepare
 
 
 # -- random members (HRANDFIELD, SRANDMEMBER, SPOP) -------------------------------------------------

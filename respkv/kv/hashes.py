@@ -41,13 +41,7 @@ def _open_read(sm: StateMachine, db: Db, key: bytes, now: int) -> Collection | E
     return collection.open_read(sm, db, key, now, T_HASH)
 
 
-def _prepare_checked(
-    sm: StateMachine, argv: list[bytes], db_index: int, now: int, check: bool
-) -> list[bytes] | ErrorReply:
-    """Only WRONGTYPE can be found before apply (and only with ``check_state``)."""
-    if check and not collection.has_type(sm, db_index, argv[1], now, T_HASH):
-        return errors.WRONGTYPE
-    return argv
+_prepare_checked = collection.type_checked_prepare(T_HASH)
 
 
 # -- reads ----------------------------------------------------------------------------------------

@@ -125,13 +125,7 @@ def _open_or_create(sm: StateMachine, db: Db, key: bytes, stamp: int) -> Collect
     return collection.open_or_create(sm, db, key, stamp, T_LIST, extra=_EMPTY_HEAD)
 
 
-def _prepare_checked(
-    sm: StateMachine, argv: list[bytes], db_index: int, now: int, check: bool
-) -> list[bytes] | ErrorReply:
-    """Only WRONGTYPE (of the first key) can be found before apply, with ``check_state``."""
-    if check and not collection.has_type(sm, db_index, argv[1], now, T_LIST):
-        return errors.WRONGTYPE
-    return argv
+_prepare_checked = collection.type_checked_prepare(T_LIST)
 
 
 def _range(start: int, stop: int, size: int) -> tuple[int, int] | None:

@@ -444,13 +444,7 @@ def _open_write(sm: StateMachine, db: Db, key: bytes, stamp: int) -> ZSet | Erro
     return c if c is None or isinstance(c, ErrorReply) else ZSet(c)
 
 
-def _prepare_checked(
-    sm: StateMachine, argv: list[bytes], db_index: int, now: int, check: bool
-) -> list[bytes] | ErrorReply:
-    """Only WRONGTYPE can be found before apply (and only with ``check_state``)."""
-    if check and not collection.has_type(sm, db_index, argv[1], now, T_ZSET):
-        return errors.WRONGTYPE
-    return argv
+_prepare_checked = collection.type_checked_prepare(T_ZSET)
 
 
 def _checked(
