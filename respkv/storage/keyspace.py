@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import cast
 
-from rocksdict import ColumnFamily, Rdict, WriteBatch, WriteOptions
+from rocksdict import ColumnFamily, Rdict, ReadOptions, WriteBatch, WriteOptions
 
 from . import codec
 from .errors import StorageError
@@ -53,24 +53,26 @@ class KeyspaceBackend:
     def iterate(
         self, start: bytes, stop: bytes | None = None, *, reverse: bool = False
     ) -> Iterator[tuple[bytes, bytes]]:
-        cf = self._cf
-        if not reverse:
-            forward = cast(Iterator[tuple[bytes, bytes]], cf.items(from_key=start))
-            for key, value in forward:
-                if stop is not None and key >= stop:
-                    return
-                yield key, value
-            return
-        # Backwards, rocksdict seeks for the last key <= from_key: skip ``stop`` itself.
-        backward = cast(
-            Iterator[tuple[bytes, bytes]],
-            cf.items(backwards=True) if stop is None else cf.items(True, stop),
+        # ``stop`` goes into the read options as the iterator's upper bound: rocksdict steps
+        # its iterator past each item it returns, and without a bound that step walks over
+        # every deleted key (tombstone) beyond the range, e.g. the 20,000 records of a list
+        # just popped empty (ZRANGE next to it fell from 20,000 to 400 calls/s). rocksdict
+        # 0.3.29 quirks: the iterator uses the bound's memory without owning it, so ``opts``
+        # must live as long as the iterator (this generator's frame keeps it); and
+        # set_iterate_lower_bound sets the upper bound, so the lower end of a backwards walk
+        # is checked here.
+        opts = ReadOptions()
+        if stop is not None:
+            opts.set_iterate_upper_bound(stop)
+        items = cast(
+            Iterator[tuple[bytes, bytes]], self._cf.items(reverse, stop if reverse else start, opts)
         )
-        for key, value in backward:
+        if not reverse:
+            yield from items
+            return
+        for key, value in items:
             if key < start:
                 return
-            if stop is not None and key >= stop:
-                continue
             yield key, value
 
     def write(self, changes: Mapping[bytes, bytes | None], applied_index: int) -> None:
