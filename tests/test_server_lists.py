@@ -4,6 +4,7 @@ follower and for blocking pops across a leader failover (SIGKILL)."""
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,7 +15,7 @@ import pytest
 import redis
 from respkv_proc import Cluster, control_client
 
-from tests._server_util import RawConn, bare, call, wait_until
+from tests._server_util import RawConn, bare, call, require_binary, wait_until
 from tests.respkv_proc import RespkvProcess
 
 pytestmark = pytest.mark.integration
@@ -377,3 +378,31 @@ def test_a_client_waiting_on_two_keys_does_not_hold_up_the_other_key(
     assert both.result() == [b"k1", b"a"]
     assert second.result(timeout=5) == [b"k2", b"b"]  # not held up by the first client
     assert r.exists("k1", "k2") == 0
+
+
+def test_redis_cli(node: RespkvProcess) -> None:
+    """redis-cli renders list replies as against redis-server, and a BLPOP it sends blocks
+    until another client pushes."""
+    cli = require_binary("redis-cli", "redis-tools")
+
+    def run(*args: str) -> str:
+        result = subprocess.run([cli, "-p", str(node.port), *args], capture_output=True, timeout=60)
+        assert result.returncode == 0, result.stderr.decode(errors="replace")
+        return result.stdout.decode(errors="replace")
+
+    run("DEL", "cli:l", "cli:w")
+    assert run("RPUSH", "cli:l", "a", "b", "c") == "3\n"
+    assert run("LRANGE", "cli:l", "0", "-1") == "a\nb\nc\n"
+    assert run("-3", "LPOP", "cli:l", "2") == "a\nb\n"
+    assert run("LPOP", "cli:nothing") == "\n"  # nil, as redis-cli prints it when not a tty
+    assert run("TYPE", "cli:l") == "list\n"
+    blocked = subprocess.Popen(
+        [cli, "-p", str(node.port), "BLPOP", "cli:w", "10"], stdout=subprocess.PIPE
+    )
+    try:
+        wait_until(lambda: int(node.client().info("clients")["blocked_clients"]) == 1, 10)
+        assert run("RPUSH", "cli:w", "woken") == "1\n"
+        out, _ = blocked.communicate(timeout=10)
+        assert out.decode() == "cli:w\nwoken\n"
+    finally:
+        blocked.kill()
