@@ -63,6 +63,11 @@ from respkv.storage.writer import LatencyHistogram
 log = logging.getLogger(__name__)
 
 
+#: A Ready with at most this many entries is made durable on the loop (``write_inline``);
+#: bigger ones go to the writer thread, so that the loop parses the next batch meanwhile.
+_INLINE_PERSIST_MAX_ENTRIES = 1  # and so had the one before
+
+
 class ClusterDown(Exception):
     """No leader is known or reachable: the request was not applied; safe to retry."""
 
@@ -160,6 +165,8 @@ class NodeRuntime:
         self._read_batch: list[Done] | None = None
         self._ready_scheduled = False
         self._persisting = False
+        self._in_follow_up = False  # _handle_ready runs a Ready that an inline persist allowed
+        self._small_persist = False  # the last Ready persisted had at most 1 entry
         self._tick_handle: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.leader: NodeId = NodeId(0)
@@ -380,6 +387,22 @@ class NodeRuntime:
             return
         if hard_state is not None:
             self._synced_hard_state = hard_state
+        small = len(rd.entries) <= _INLINE_PERSIST_MAX_ENTRIES
+        small_before, self._small_persist = self._small_persist, small
+        if small and small_before and self.writer.idle:
+            # Lone writes (one client, or a quiet time): fsync right here, the loop would only
+            # wait for it; the writer thread costs two thread wake-ups. Not after a big Ready:
+            # under load the loop should parse the next batch during the fsync.
+            self._after_persist(rd, self.writer.write_inline(batch))
+            if self._ready_scheduled and not self._in_follow_up:
+                # What that persist allows (a single voter's commit) is ready: apply it in this
+                # turn, not the next. Once: the replies may start more proposals.
+                self._in_follow_up = True
+                try:
+                    self._handle_ready()
+                finally:
+                    self._in_follow_up = False
+            return
         self._persisting = True
         self.writer.submit_callback(batch, lambda error: self._after_persist(rd, error))
 
