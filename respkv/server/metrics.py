@@ -102,8 +102,11 @@ class Observer:
         latency monitor (Redis's "execution time"); unless its reply comes later
         (``deferred``), also to the command's histogram."""
         elapsed = time.perf_counter_ns() - started_ns
-        if not deferred:
-            self.reply_sent(spec, elapsed)
+        if not deferred:  # reply_sent, inlined: this runs for every command
+            stat = self.commands.get(spec.name_bytes)
+            if stat is None:
+                stat = self.commands[spec.name_bytes] = CommandStat()
+            stat.histogram.observe_ns(elapsed)
         threshold = self._slowlog_threshold_ns
         if 0 <= threshold <= elapsed and "skip_slowlog" not in spec.flags:
             self._slowlog_add(conn, argv, elapsed // 1000)

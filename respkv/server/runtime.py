@@ -308,6 +308,11 @@ class NodeRuntime:
         self.raft.transfer_leader(target)
         self._schedule_ready()
 
+    def may_read_now(self) -> bool:
+        """True if a linearizable read may run now (``read_barrier`` would return True)."""
+        index = self.raft.read_index_now()
+        return index is not None and self.raft.log.applied >= index
+
     def read_barrier(self, done: Done) -> bool:
         """True if a linearizable read may run now; else ``done(None)`` is called when it may
         (or ``done(error)`` if it cannot)."""
