@@ -324,6 +324,15 @@ class StateMachine:
             return errors.DB_OUT_OF_RANGE
         return handler(self, argv if type(argv) is list else list(argv), self._dbs[db], now_ms)
 
+    def read_spec(self, spec: CommandSpec, argv: list[bytes], db: int, now_ms: int) -> Any:
+        """``read`` for a caller that looked up ``spec`` and checked its arity already."""
+        handler = spec.handler
+        if handler is None or spec.is_write:
+            return ErrorReply(f"ERR '{spec.name}' is not a read the state machine runs")
+        if not 0 <= db < self.databases:
+            return errors.DB_OUT_OF_RANGE
+        return handler(self, argv, self._dbs[db], now_ms)
+
     def expired_keys(self, now_ms: int, limit: int) -> list[tuple[int, bytes]]:
         """Up to ``limit`` (db, key) whose expiry passed at ``now_ms``, from the expiry index.
 

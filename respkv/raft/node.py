@@ -331,12 +331,16 @@ class RaftNode:
     def read_index_now(self) -> Index | None:
         """The read index, when it can be decided without a round trip: this node leads, has
         committed in its term, and is the only voter or holds a lease (ReadMode.LEASE)."""
-        if (
-            self.role is Role.LEADER
-            and self._committed_in_term()
-            and (self._single_voter() or self._lease_valid())
-        ):
-            return self.log.committed
+        # Asked before every linearizable read: kept to attribute reads, no helper calls.
+        if self.role is not Role.LEADER:
+            return None
+        log = self.log
+        committed = log.committed
+        if log.term(committed) != self.term:  # _committed_in_term
+            return None
+        voters = self.conf.voters
+        if (len(voters) == 1 and self.id in voters) or self._lease_valid():
+            return committed
         return None
 
     def _single_voter(self) -> bool:

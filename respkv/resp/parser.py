@@ -54,7 +54,10 @@ _EMPTY: Final[list[bytes]] = []
 # or as a dict (% : a key can be unhashable and make hiredis raise TypeError),
 # or an array header of 10,000 elements or more (hiredis would allocate a list that long
 # up front; Redis reserves room as the arguments arrive, and so does the exact reader).
-_SUSPECT: Final = re.compile(rb"\n[+(=~>|%]|(?:^|\n)\*[0-9]{5}").search
+# Two patterns, not one with "(?:^|\n)": a pattern that starts with a literal "\n" is searched
+# with a fast scan for that byte, about 7x faster than the alternation on a pipelined batch.
+_SUSPECT: Final = re.compile(rb"\n(?:[+(=~>|%]|\*[0-9]{5})").search
+_SUSPECT_AT_START: Final = re.compile(rb"\*[0-9]{5}").match
 
 # Framing bytes around a bulk of length L ("$L\r\n" + "\r\n") and around an array of N elements
 # ("*N\r\n"), tabulated for sizes that do not fit in a byte.
@@ -181,6 +184,7 @@ class RequestParser:
             self._exact.auth_required
             or (fed == 0 and buf[0] != 0x2A)
             or _SUSPECT(buf, fed - 1 if fed else 0) is not None
+            or (fed == 0 and _SUSPECT_AT_START(buf) is not None)
             or n >= self._many_bytes
         ):
             return self._switch_to_exact([])

@@ -116,12 +116,13 @@ class Dispatcher:
         server = self.server
         server.stats.commands_processed += 1
         conn.last_command = spec.name_bytes
-        if not spec.arity_ok(len(argv)):
-            conn.reply_now(spec.arity_error)
-            return
-        if not conn.authenticated and spec.name_bytes not in server_commands.NO_AUTH:
-            conn.reply_now(_NOAUTH)
-            return
+        if not kind:  # else ``classify`` found the arity right and the client authenticated
+            if not spec.arity_ok(len(argv)):
+                conn.reply_now(spec.arity_error)
+                return
+            if not conn.authenticated and spec.name_bytes not in server_commands.NO_AUTH:
+                conn.reply_now(_NOAUTH)
+                return
         restricted = conn.restricted
         if restricted is not None and spec.name_bytes not in server_commands.NO_AUTH:
             denied = restricted.denied(spec, argv)
@@ -172,7 +173,7 @@ class Dispatcher:
                 conn.reply_now(server.cluster.moved(key_slot(argv[keys[0]])))
                 return
         if runtime.may_read_now():  # the common case on a leader: no callback to build
-            conn.reply_now(state_machine.read(argv, db, time.time_ns() // 1_000_000))
+            conn.reply_now(state_machine.read_spec(spec, argv, db, time.time_ns() // 1_000_000))
             return
         slots: list[Any] = []
 
