@@ -92,6 +92,19 @@ def _encoded_size(commands: list[list[bytes]], args: list[bytes]) -> int:
     return framing + sum(sizes)
 
 
+def _one_command_size(command: object) -> int:
+    """``_encoded_size`` of one command, about twice as fast for one; -1 if it is not a
+    non-empty list of bytes (then not what a client's array of bulk strings reads as)."""
+    if type(command) is not list or not command or set(map(type, command)) != _ONLY_BYTES:
+        return -1
+    try:
+        return _ARRAY_OVERHEAD[len(command)] + sum(
+            [_BULK_OVERHEAD[len(arg)] + len(arg) for arg in command]
+        )
+    except IndexError:  # an argument or an argument count of 65536 or more
+        return _encoded_size([command], command)
+
+
 class RequestParser:
     """Parses what one client sends. Not thread-safe; one per connection.
 
@@ -199,12 +212,17 @@ class RequestParser:
         except (hiredis.ProtocolError, TypeError):  # TypeError: an unhashable map key
             return self._switch_to_exact([])
         if out:
-            if set(map(type, out)) != _ONLY_LIST or _EMPTY in out:
+            if len(out) == 1:  # one command per read (a client that does not pipeline)
+                consumed = _one_command_size(out[0])
+            elif set(map(type, out)) != _ONLY_LIST or _EMPTY in out:
                 return self._switch_to_exact([])
-            args = list(chain.from_iterable(out))
-            if set(map(type, args)) != _ONLY_BYTES:
+            else:
+                args = list(chain.from_iterable(out))
+                if set(map(type, args)) != _ONLY_BYTES:
+                    return self._switch_to_exact([])
+                consumed = _encoded_size(out, args)
+            if consumed < 0:
                 return self._switch_to_exact([])
-            consumed = _encoded_size(out, args)
             if consumed == n:  # the common case: the batch ended on a command boundary
                 buf.clear()
                 self._fed = 0
