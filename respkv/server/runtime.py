@@ -408,10 +408,19 @@ class NodeRuntime:
                 finally:
                     self._in_follow_up = False
             return
+        # Entries committed by the previous fsync usually come with the ones proposed during it.
+        # Those already durable here may be applied (and answered) while the new ones are synced,
+        # not one fsync later. A crash can then leave the applied index above the stored commit
+        # index, which a restart takes as committed (RaftLog); never above the durable log.
+        committed = rd.committed_entries
+        applied = bool(committed) and committed[-1].index <= self.raft.log.stable_index
         self._persisting = True
-        self.writer.submit_callback(batch, lambda error: self._after_persist(rd, error))
+        self.writer.submit_callback(batch, lambda error: self._after_persist(rd, error, applied))
+        if applied:
+            self._apply(rd)  # after the submit: the writer thread starts meanwhile
 
-    def _after_persist(self, rd: Ready, error: BaseException | None) -> None:
+    def _after_persist(self, rd: Ready, error: BaseException | None, applied: bool = False) -> None:
+        """``rd`` is durable (or ``error``): send, apply (unless ``applied`` already), advance."""
         self._persisting = False
         if error is not None:
             # The log could not be made durable: acknowledging anything now could lose data.
@@ -419,7 +428,7 @@ class NodeRuntime:
             os._exit(70)
         if rd.messages_after_persist:
             self.send_messages(rd.messages_after_persist)
-        if rd.committed_entries:
+        if rd.committed_entries and not applied:
             self._apply(rd)
         for read in rd.read_states:
             batch = self._pending_reads.pop(read.context, None)
