@@ -6,14 +6,19 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from respkv_proc import Cluster, RespkvProcess, free_port
 
+from respkv.kv.commands import lookup
+from respkv.server.metrics import Observer
 from tests._server_util import RealRedis, bare, call, real_redis, start_node
 
 pytestmark = pytest.mark.integration
@@ -291,3 +296,35 @@ def test_progress_log_every_ten_percent(caplog: pytest.LogCaptureFixture) -> Non
     assert len(lines) == 11  # 10%, 20%, ... 100%, then done
     assert lines[0].startswith("sending snapshot 7 in progress: 0.0 MB of 0.0 MB (10%)")
     assert "(100%)" in lines[-1] and " done: " in lines[-1] and "MB/s" in lines[-1]
+
+
+def test_observer_records_slow_commands_exactly_and_counts_every_command() -> None:
+    observer = Observer()
+    conn = cast(Any, SimpleNamespace(addr="127.0.0.1:1", name=b""))
+    get, keys = lookup(b"get"), lookup(b"keys")  # a fast command and a slow one
+    assert get is not None and keys is not None
+
+    def run(spec: Any, elapsed_us: int, deferred: bool = False) -> None:
+        started = time.perf_counter_ns() - elapsed_us * 1000
+        observer.command_done(conn, [spec.name_bytes, b"k"], spec, started, deferred)
+
+    run(get, 1)
+    run(get, 9_000)  # under the default 10 ms threshold
+    assert len(observer.slowlog) == 0
+    run(get, 12_000)
+    assert [e[3] for e in observer.slowlog] == [[b"get", b"k"]]
+    observer.set_slowlog_threshold(0)  # every command
+    run(get, 0)
+    assert len(observer.slowlog) == 2
+    observer.set_slowlog_threshold(-1)  # none
+    run(get, 50_000)
+    assert len(observer.slowlog) == 2 and not observer.latency_events
+    observer.set_latency_threshold(20)  # the latency monitor alone
+    run(get, 10_000)
+    run(keys, 30_000)
+    assert list(observer.latency_events) == ["command"]
+    run(get, 30_000, deferred=True)  # counted when its reply is sent, not here
+    histogram = observer.commands[b"get"].histogram
+    assert histogram.total == 6
+    observer.reply_sent(get, 1000)
+    assert histogram.total == 7 and observer.commands[b"keys"].histogram.total == 1
