@@ -173,7 +173,13 @@ class StateMachine:
         return spec is not None and spec.is_write
 
     def prepare_write(
-        self, argv: Sequence[bytes], db: int, now_ms: int, *, check_state: bool = False
+        self,
+        argv: Sequence[bytes],
+        db: int,
+        now_ms: int,
+        *,
+        check_state: bool = False,
+        spec: CommandSpec | None = None,
     ) -> bytes | ErrorReply:
         """Validate a client's write and encode it as a log payload stamped ``now_ms``.
 
@@ -186,8 +192,11 @@ class StateMachine:
         connection has no write of its own still waiting to be applied (a pipelined
         ``DEL k`` then ``INCR k`` must not see the old ``k``). Without it such errors are
         found at apply time instead, which is always correct.
+
+        ``spec``: ``lookup(argv[0])``, when the caller has it already.
         """
-        spec = lookup(argv[0])
+        if spec is None:
+            spec = lookup(argv[0])
         if spec is None:
             return errors.unknown_command(argv)
         if not spec.is_write or spec.handler is None:

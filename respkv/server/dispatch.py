@@ -146,7 +146,8 @@ class Dispatcher:
         assert state_machine is not None and runtime is not None
         db = conn.db
         if kind == WRITE:
-            payload = state_machine.prepare_write(argv, db, time.time_ns() // 1_000_000)
+            now_ms = time.time_ns() // 1_000_000
+            payload = state_machine.prepare_write(argv, db, now_ms, spec=spec)
             if isinstance(payload, ErrorReply):
                 conn.reply_now(payload)
                 return
