@@ -413,11 +413,13 @@ class NodeRuntime:
         # not one fsync later. A crash can then leave the applied index above the stored commit
         # index, which a restart takes as committed (RaftLog); never above the durable log.
         committed = rd.committed_entries
-        applied = bool(committed) and committed[-1].index <= self.raft.log.stable_index
+        early = bool(committed) and committed[-1].index <= self.raft.log.stable_index
+        applied = [False]  # read by the completion: set once the early apply succeeded
         self._persisting = True
-        self.writer.submit_callback(batch, lambda error: self._after_persist(rd, error, applied))
-        if applied:
+        self.writer.submit_callback(batch, lambda error: self._after_persist(rd, error, applied[0]))
+        if early:
             self._apply(rd)  # after the submit: the writer thread starts meanwhile
+            applied[0] = True  # (if it raised, _after_persist applies them as it used to)
 
     def _after_persist(self, rd: Ready, error: BaseException | None, applied: bool = False) -> None:
         """``rd`` is durable (or ``error``): send, apply (unless ``applied`` already), advance."""
