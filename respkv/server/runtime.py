@@ -605,8 +605,10 @@ class NodeRuntime:
         membership). Call it on the loop; write it in a thread (applies go on meanwhile)."""
         if self.installing_snapshot:
             raise StorageError("a snapshot from the leader is being installed; try again")
-        # The meta and the keyspace view are taken together, with no apply in between.
-        applied = self.raft.log.applied
+        # The meta and the keyspace view are taken together, with no apply in between. The
+        # state machine's index, not the core's: entries applied while their Ready is still
+        # being synced (see _handle_ready) are in the keyspace before the core counts them.
+        applied = Index(max(self.state_machine.applied_index, self.raft.log.applied))
         term = self.raft.log.term(applied)  # compaction keeps the applied entry's term
         assert term is not None
         meta = SnapshotMeta(applied, term, self.raft.conf_at(applied))
