@@ -8,14 +8,19 @@ import os
 import re
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from respkv_proc import Cluster, RespkvProcess, free_port, wait_until
 
+from respkv.kv.commands import lookup
+from respkv.server.metrics import Observer
 from tests._server_util import FAST_RAFT, RawConn, RealRedis, bare, call, real_redis, start_node
 
 pytestmark = pytest.mark.integration
@@ -525,3 +530,35 @@ def test_latency_event_like_redis(node: tuple[RespkvProcess, int]) -> None:
     assert b"command" in ours[2] and b"latency spikes" in ours[2]  # type: ignore[operator]
     assert ours[3:] == theirs[3:] == [[], 0, 1, []]
     r.delete(*[f"lat:{i}" for i in range(20_000)])
+
+
+def test_observer_records_slow_commands_exactly_and_counts_every_command() -> None:
+    observer = Observer()
+    conn = cast(Any, SimpleNamespace(addr="127.0.0.1:1", name=b""))
+    get, keys = lookup(b"get"), lookup(b"keys")  # a fast command and a slow one
+    assert get is not None and keys is not None
+
+    def run(spec: Any, elapsed_us: int, deferred: bool = False) -> None:
+        started = time.perf_counter_ns() - elapsed_us * 1000
+        observer.command_done(conn, [spec.name_bytes, b"k"], spec, started, deferred)
+
+    run(get, 1)
+    run(get, 9_000)  # under the default 10 ms threshold
+    assert len(observer.slowlog) == 0
+    run(get, 12_000)
+    assert [e[3] for e in observer.slowlog] == [[b"get", b"k"]]
+    observer.set_slowlog_threshold(0)  # every command
+    run(get, 0)
+    assert len(observer.slowlog) == 2
+    observer.set_slowlog_threshold(-1)  # none
+    run(get, 50_000)
+    assert len(observer.slowlog) == 2 and not observer.latency_events
+    observer.set_latency_threshold(20)  # the latency monitor alone
+    run(get, 10_000)
+    run(keys, 30_000)
+    assert list(observer.latency_events) == ["command"]
+    run(get, 30_000, deferred=True)  # counted when its reply is sent, not here
+    histogram = observer.commands[b"get"].histogram
+    assert histogram.total == 6
+    observer.reply_sent(get, 1000)
+    assert histogram.total == 7 and observer.commands[b"keys"].histogram.total == 1

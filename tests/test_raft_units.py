@@ -239,6 +239,24 @@ def test_single_voter_elects_itself_and_commits_after_persisting() -> None:
     assert [e.data for e in drain(node)] == [b"cmd"]
 
 
+def test_a_restart_takes_applied_entries_as_committed() -> None:
+    """The runtime applies entries made durable by one fsync while the next one runs, so a
+    crash can leave the stored applied index above the stored commit index."""
+    node = single_node()
+    drain(node)
+    node.campaign()
+    drain(node)
+    for data in (b"a", b"b", b"c"):
+        node.propose(data)
+    drain(node)
+    hard_state = node._hard_state()
+    stale = type(hard_state)(hard_state.term, hard_state.vote, I(1))  # commit stored long ago
+    state = PersistedState(stale, SnapshotMeta(I(0), T(0), node.conf), node.log.entries, I(4))
+    restarted = RaftNode(RaftConfig(N(1)), state, random.Random(1), _NoSnapshots())  # type: ignore[arg-type]
+    assert (restarted.log.committed, restarted.log.applied) == (4, 4)
+    assert drain(restarted) == []  # nothing is applied twice
+
+
 def test_reads_wait_for_the_leaders_first_commit() -> None:
     node = single_node()
     drain(node)

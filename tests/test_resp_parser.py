@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from respkv.resp._redis_reader import Limits, RedisRequestReader, split_args, string2ll
 from respkv.resp.errors import ProtocolError
-from respkv.resp.parser import RequestParser
+from respkv.resp.parser import RequestParser, _encoded_size, _one_command_size
 
 
 def encode_command(args: list[bytes]) -> bytes:
@@ -468,3 +468,21 @@ def test_a_line_that_hiredis_reads_as_a_map_is_an_inline_command() -> None:
     parser = RequestParser()
     parser.feed(b"*1\r\n$0\r\n\r\n%1\r\n*1\r\n$0\r\n\r\n")
     assert parser.get_commands() == [[b""], [b"%1"], [b""]]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [b"GET", b"k"],
+        [b"a" * 9, b"b" * 10, b"c" * 99, b"d" * 100, b""],
+        [b"SET", b"k" * 70_000, b"v"],  # a length beyond the framing table
+        [b"x"] * 70_000,  # a count beyond it
+    ],
+)
+def test_one_command_size_is_the_batch_size_of_one(command: list[bytes]) -> None:
+    assert _one_command_size(command) == _encoded_size([command], command)
+
+
+@pytest.mark.parametrize("result", [[], [b"a", 1], [b"a", [b"b"]], 5, b"x"])
+def test_one_command_size_refuses_what_no_client_array_reads_as(result: object) -> None:
+    assert _one_command_size(result) == -1

@@ -156,6 +156,57 @@ def test_fsync_failure_reaches_every_future_of_the_group(
     store.close()
 
 
+def test_write_inline_syncs_on_the_caller_when_idle(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[int] = []
+    real_sync = store._sync_wal
+    monkeypatch.setattr(store, "_sync_wal", lambda: (synced.append(1), real_sync()))
+
+    async def main() -> None:
+        writer = StorageWriter(store)
+        with pytest.raises(StorageError):  # not started: no thread to order against
+            assert not writer.idle
+            writer.write_inline(append_batch(store, 1))
+        writer.start()
+        assert writer.idle
+        assert writer.write_inline(append_batch(store, 1)) is None
+        assert synced == [1]  # durable when it returns
+        await writer.submit(append_batch(store, 2))  # the thread still works afterwards
+        assert writer.idle
+        assert writer.write_inline(append_batch(store, 3)) is None
+        stats = writer.stats
+        assert (stats.jobs, stats.groups, stats.fsync_count) == (3, 3, 3)
+        monkeypatch.setattr(store, "_sync_wal", broken_sync)
+        error = writer.write_inline(append_batch(store, 4))
+        assert isinstance(error, StorageError) and "EIO" in str(error)  # returned, not raised
+        await writer.aclose()
+        with pytest.raises(StorageError):
+            writer.write_inline(append_batch(store, 5))
+
+    def broken_sync() -> None:
+        raise StorageError("fsync of the WAL failed: EIO")
+
+    asyncio.run(main())
+    assert [e.index for e in store.log.load().entries][:3] == [1, 2, 3]
+    store.close()
+
+
+def test_write_inline_refuses_while_the_thread_has_work(store: Store) -> None:
+    async def main() -> None:
+        writer = StorageWriter(store)
+        writer.start()
+        future = writer.submit(append_batch(store, 1))
+        assert not writer.idle  # queued or being written: an inline write would overtake it
+        with pytest.raises(StorageError):
+            writer.write_inline(append_batch(store, 2))
+        await future
+        await writer.aclose()
+
+    asyncio.run(main())
+    store.close()
+
+
 def test_a_crashing_writer_thread_fails_waiters(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -165,7 +216,7 @@ def test_a_crashing_writer_thread_fails_waiters(
         def explode(jobs: object) -> None:
             raise RuntimeError("bug in the writer")
 
-        monkeypatch.setattr(writer, "_commit", explode)
+        monkeypatch.setattr(writer, "_write_group", explode)
         writer.start()
         future = writer.submit(append_batch(store, 1))
         with pytest.raises(StorageError, match="bug in the writer"):

@@ -180,7 +180,13 @@ class StateMachine:
         return spec is not None and spec.is_write
 
     def prepare_write(
-        self, argv: Sequence[bytes], db: int, now_ms: int, *, check_state: bool = False
+        self,
+        argv: Sequence[bytes],
+        db: int,
+        now_ms: int,
+        *,
+        check_state: bool = False,
+        spec: CommandSpec | None = None,
     ) -> bytes | ErrorReply:
         """Validate a client's write and encode it as a log payload stamped ``now_ms``.
 
@@ -193,8 +199,11 @@ class StateMachine:
         connection has no write of its own still waiting to be applied (a pipelined
         ``DEL k`` then ``INCR k`` must not see the old ``k``). Without it such errors are
         found at apply time instead, which is always correct.
+
+        ``spec``: ``lookup(argv[0])``, when the caller has it already.
         """
-        spec = lookup(argv[0])
+        if spec is None:
+            spec = lookup(argv[0])
         if spec is None:
             return errors.unknown_command(argv)
         if not spec.is_write or spec.handler is None:
@@ -330,6 +339,15 @@ class StateMachine:
         if not 0 <= db < self.databases:
             return errors.DB_OUT_OF_RANGE
         return handler(self, argv if type(argv) is list else list(argv), self._dbs[db], now_ms)
+
+    def read_spec(self, spec: CommandSpec, argv: list[bytes], db: int, now_ms: int) -> Any:
+        """``read`` for a caller that looked up ``spec`` and checked its arity already."""
+        handler = spec.handler
+        if handler is None or spec.is_write:
+            return ErrorReply(f"ERR '{spec.name}' is not a read the state machine runs")
+        if not 0 <= db < self.databases:
+            return errors.DB_OUT_OF_RANGE
+        return handler(self, argv, self._dbs[db], now_ms)
 
     def expired_keys(self, now_ms: int, limit: int) -> list[tuple[int, bytes]]:
         """Up to ``limit`` (db, key) whose expiry passed at ``now_ms``, from the expiry index.

@@ -331,13 +331,21 @@ class RaftNode:
     def read_index_now(self) -> Index | None:
         """The read index, when it can be decided without a round trip: this node leads, has
         committed in its term, and is the only voter or holds a lease (ReadMode.LEASE)."""
-        if (
-            self.role is Role.LEADER
-            and self._committed_in_term()
-            and (self.conf.voters == {self.id} or self._lease_valid())
-        ):
-            return self.log.committed
+        # Asked before every linearizable read: kept to attribute reads, no helper calls.
+        if self.role is not Role.LEADER:
+            return None
+        log = self.log
+        committed = log.committed
+        if log.term(committed) != self.term:  # _committed_in_term
+            return None
+        voters = self.conf.voters
+        if (len(voters) == 1 and self.id in voters) or self._lease_valid():
+            return committed
         return None
+
+    def _single_voter(self) -> bool:
+        voters = self.conf.voters
+        return len(voters) == 1 and self.id in voters  # no set to build on every read
 
     def _lease_valid(self) -> bool:
         if self.config.read_mode is not ReadMode.LEASE or self.lead_transferee != NO_NODE:
@@ -964,7 +972,7 @@ class RaftNode:
     def _leader_read(self, request: ReadRequest) -> None:
         if not self._committed_in_term():
             self._reads_before_commit.append(request)
-        elif self.conf.voters == {self.id} or self._lease_valid():
+        elif self._single_voter() or self._lease_valid():
             self._answer_read(request, self.log.committed)
         else:
             self.readonly.queue(request)  # no lease (yet): a ReadIndex round

@@ -54,7 +54,10 @@ _EMPTY: Final[list[bytes]] = []
 # or as a dict (% : a key can be unhashable and make hiredis raise TypeError),
 # or an array header of 10,000 elements or more (hiredis would allocate a list that long
 # up front; Redis reserves room as the arguments arrive, and so does the exact reader).
-_SUSPECT: Final = re.compile(rb"\n[+(=~>|%]|(?:^|\n)\*[0-9]{5}").search
+# Two patterns, not one with "(?:^|\n)": a pattern that starts with a literal "\n" is searched
+# with a fast scan for that byte, about 7x faster than the alternation on a pipelined batch.
+_SUSPECT: Final = re.compile(rb"\n(?:[+(=~>|%]|\*[0-9]{5})").search
+_SUSPECT_AT_START: Final = re.compile(rb"\*[0-9]{5}").match
 
 # Framing bytes around a bulk of length L ("$L\r\n" + "\r\n") and around an array of N elements
 # ("*N\r\n"), tabulated for sizes that do not fit in a byte.
@@ -87,6 +90,21 @@ def _encoded_size(commands: list[list[bytes]], args: list[bytes]) -> int:
     framing += len(small_counts.translate(None, _BELOW_10))
     framing += len(small_counts.translate(None, _BELOW_100))
     return framing + sum(sizes)
+
+
+def _one_command_size(command: object) -> int:
+    """``_encoded_size`` of one command, about twice as fast for one; -1 if it is not a
+    non-empty list of bytes (then not what a client's array of bulk strings reads as)."""
+    if type(command) is not list or not command:
+        return -1
+    count = len(command)
+    size = _ARRAY_OVERHEAD[count] if count < _TABLE_SIZE else len(str(count)) + 3
+    for arg in command:
+        if type(arg) is not bytes:
+            return -1
+        length = len(arg)
+        size += (_BULK_OVERHEAD[length] if length < _TABLE_SIZE else len(str(length)) + 5) + length
+    return size
 
 
 class RequestParser:
@@ -181,6 +199,7 @@ class RequestParser:
             self._exact.auth_required
             or (fed == 0 and buf[0] != 0x2A)
             or _SUSPECT(buf, fed - 1 if fed else 0) is not None
+            or (fed == 0 and _SUSPECT_AT_START(buf) is not None)
             or n >= self._many_bytes
         ):
             return self._switch_to_exact([])
@@ -195,12 +214,17 @@ class RequestParser:
         except (hiredis.ProtocolError, TypeError):  # TypeError: an unhashable map key
             return self._switch_to_exact([])
         if out:
-            if set(map(type, out)) != _ONLY_LIST or _EMPTY in out:
+            if len(out) == 1:  # one command per read (a client that does not pipeline)
+                consumed = _one_command_size(out[0])
+            elif set(map(type, out)) != _ONLY_LIST or _EMPTY in out:
                 return self._switch_to_exact([])
-            args = list(chain.from_iterable(out))
-            if set(map(type, args)) != _ONLY_BYTES:
+            else:
+                args = list(chain.from_iterable(out))
+                if set(map(type, args)) != _ONLY_BYTES:
+                    return self._switch_to_exact([])
+                consumed = _encoded_size(out, args)
+            if consumed < 0:
                 return self._switch_to_exact([])
-            consumed = _encoded_size(out, args)
             if consumed == n:  # the common case: the batch ended on a command boundary
                 buf.clear()
                 self._fed = 0

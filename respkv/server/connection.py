@@ -279,7 +279,7 @@ class ClientConnection(asyncio.BufferedProtocol):
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            self.dispatcher.flush_soon(self)
 
     def _flush(self) -> None:
         self._flush_scheduled = False

@@ -7,6 +7,8 @@ enters the Raft log.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
@@ -30,6 +32,8 @@ from .slots import key_slot
 if TYPE_CHECKING:
     from .app import Server
 
+log = logging.getLogger(__name__)
+
 _NOAUTH = ErrorReply("NOAUTH Authentication required.")
 # Server commands that keep their place among a connection's reads and writes (barriers).
 _SERVER_KINDS = {b"exec": WRITE, b"publish": WRITE, b"watch": READ}
@@ -44,6 +48,22 @@ class Dispatcher:
         # Redis Cluster replica behaviour: a follower redirects keyed reads of connections
         # that did not send READONLY to the leader.
         self.moved_reads = server.config.cluster.follower_reads == "moved"
+        self._to_flush: list[ClientConnection] = []  # see flush_soon
+
+    def flush_soon(self, conn: ClientConnection) -> None:
+        """Flush ``conn`` once the current callback is done. One loop callback flushes every
+        connection that an apply batch answered (not one each)."""
+        if not self._to_flush:
+            asyncio.get_running_loop().call_soon(self._flush_all)
+        self._to_flush.append(conn)
+
+    def _flush_all(self) -> None:
+        to_flush, self._to_flush = self._to_flush, []
+        for conn in to_flush:
+            try:
+                conn._flush()
+            except Exception:  # one broken connection must not keep the others' replies
+                log.exception("flushing the replies of client %s failed", conn.addr)
 
     def new_connection(self) -> ClientConnection:
         return ClientConnection(self)
@@ -96,12 +116,13 @@ class Dispatcher:
         server = self.server
         server.stats.commands_processed += 1
         conn.last_command = spec.name_bytes
-        if not spec.arity_ok(len(argv)):
-            conn.reply_now(spec.arity_error)
-            return
-        if not conn.authenticated and spec.name_bytes not in server_commands.NO_AUTH:
-            conn.reply_now(_NOAUTH)
-            return
+        if not kind:  # else ``classify`` found the arity right and the client authenticated
+            if not spec.arity_ok(len(argv)):
+                conn.reply_now(spec.arity_error)
+                return
+            if not conn.authenticated and spec.name_bytes not in server_commands.NO_AUTH:
+                conn.reply_now(_NOAUTH)
+                return
         restricted = conn.restricted
         if restricted is not None and spec.name_bytes not in server_commands.NO_AUTH:
             refused = restricted.check(spec, argv)
@@ -128,7 +149,8 @@ class Dispatcher:
             self._blocking(conn, spec, argv, db)
             return
         if kind == WRITE:
-            payload = state_machine.prepare_write(argv, db, time.time_ns() // 1_000_000)
+            now_ms = time.time_ns() // 1_000_000
+            payload = state_machine.prepare_write(argv, db, now_ms, spec=spec)
             if isinstance(payload, ErrorReply):
                 conn.reply_now(payload)
                 return
@@ -154,6 +176,9 @@ class Dispatcher:
             if keys and server.cluster is not None:  # keyless commands are never redirected
                 conn.reply_now(server.cluster.moved(key_slot(argv[keys[0]])))
                 return
+        if runtime.may_read_now():  # the common case on a leader: no callback to build
+            conn.reply_now(state_machine.read_spec(spec, argv, db, time.time_ns() // 1_000_000))
+            return
         slots: list[Any] = []
 
         def run_read(result: Any) -> None:

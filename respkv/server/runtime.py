@@ -63,6 +63,11 @@ from respkv.storage.writer import LatencyHistogram
 log = logging.getLogger(__name__)
 
 
+#: A Ready with at most this many entries is made durable on the loop (``write_inline``);
+#: bigger ones go to the writer thread, so that the loop parses the next batch meanwhile.
+_INLINE_PERSIST_MAX_ENTRIES = 1  # and so had the one before
+
+
 class ClusterDown(Exception):
     """No leader is known or reachable: the request was not applied; safe to retry."""
 
@@ -162,6 +167,8 @@ class NodeRuntime:
         self._read_batch: list[Done] | None = None
         self._ready_scheduled = False
         self._persisting = False
+        self._in_follow_up = False  # _handle_ready runs a Ready that an inline persist allowed
+        self._small_persist = False  # the last Ready persisted had at most 1 entry
         self._tick_handle: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.leader: NodeId = NodeId(0)
@@ -305,6 +312,11 @@ class NodeRuntime:
         self.raft.transfer_leader(target)
         self._schedule_ready()
 
+    def may_read_now(self) -> bool:
+        """True if a linearizable read may run now (``read_barrier`` would return True)."""
+        index = self.raft.read_index_now()
+        return index is not None and self.raft.log.applied >= index
+
     def read_barrier(self, done: Done) -> bool:
         """True if a linearizable read may run now; else ``done(None)`` is called when it may
         (or ``done(error)`` if it cannot)."""
@@ -384,10 +396,37 @@ class NodeRuntime:
             return
         if hard_state is not None:
             self._synced_hard_state = hard_state
+        small = len(rd.entries) <= _INLINE_PERSIST_MAX_ENTRIES
+        small_before, self._small_persist = self._small_persist, small
+        if small and small_before and self.writer.idle:
+            # Lone writes (one client, or a quiet time): fsync right here, the loop would only
+            # wait for it; the writer thread costs two thread wake-ups. Not after a big Ready:
+            # under load the loop should parse the next batch during the fsync.
+            self._after_persist(rd, self.writer.write_inline(batch))
+            if self._ready_scheduled and not self._in_follow_up:
+                # What that persist allows (a single voter's commit) is ready: apply it in this
+                # turn, not the next. Once: the replies may start more proposals.
+                self._in_follow_up = True
+                try:
+                    self._handle_ready()
+                finally:
+                    self._in_follow_up = False
+            return
+        # Entries committed by the previous fsync usually come with the ones proposed during it.
+        # Those already durable here may be applied (and answered) while the new ones are synced,
+        # not one fsync later. A crash can then leave the applied index above the stored commit
+        # index, which a restart takes as committed (RaftLog); never above the durable log.
+        committed = rd.committed_entries
+        early = bool(committed) and committed[-1].index <= self.raft.log.stable_index
+        applied = [False]  # read by the completion: set once the early apply succeeded
         self._persisting = True
-        self.writer.submit_callback(batch, lambda error: self._after_persist(rd, error))
+        self.writer.submit_callback(batch, lambda error: self._after_persist(rd, error, applied[0]))
+        if early:
+            self._apply(rd)  # after the submit: the writer thread starts meanwhile
+            applied[0] = True  # (if it raised, _after_persist applies them as it used to)
 
-    def _after_persist(self, rd: Ready, error: BaseException | None) -> None:
+    def _after_persist(self, rd: Ready, error: BaseException | None, applied: bool = False) -> None:
+        """``rd`` is durable (or ``error``): send, apply (unless ``applied`` already), advance."""
         self._persisting = False
         if error is not None:
             # The log could not be made durable: acknowledging anything now could lose data.
@@ -395,7 +434,7 @@ class NodeRuntime:
             os._exit(70)
         if rd.messages_after_persist:
             self.send_messages(rd.messages_after_persist)
-        if rd.committed_entries:
+        if rd.committed_entries and not applied:
             self._apply(rd)
         for read in rd.read_states:
             batch = self._pending_reads.pop(read.context, None)
@@ -572,8 +611,10 @@ class NodeRuntime:
         membership). Call it on the loop; write it in a thread (applies go on meanwhile)."""
         if self.installing_snapshot:
             raise StorageError("a snapshot from the leader is being installed; try again")
-        # The meta and the keyspace view are taken together, with no apply in between.
-        applied = self.raft.log.applied
+        # The meta and the keyspace view are taken together, with no apply in between. The
+        # state machine's index, not the core's: entries applied while their Ready is still
+        # being synced (see _handle_ready) are in the keyspace before the core counts them.
+        applied = Index(max(self.state_machine.applied_index, self.raft.log.applied))
         term = self.raft.log.term(applied)  # compaction keeps the applied entry's term
         assert term is not None
         meta = SnapshotMeta(applied, term, self.raft.conf_at(applied))
