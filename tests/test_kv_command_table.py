@@ -29,6 +29,7 @@ SERVER_SIDE = [
     "info",
     "time",
     "lastsave",
+    "shutdown",
     "bgsave",
     "respkv",
     "config",

@@ -117,3 +117,22 @@ def test_port_0_advertises_the_port_it_got(tmp_path: Path) -> None:
         client.close()
     finally:
         node.kill()
+
+
+@pytest.mark.integration
+def test_shutdown_command_stops_the_node_cleanly(tmp_path: Path) -> None:
+    node = start_node(tmp_path)
+    try:
+        node.client().set("kept", "yes")
+        cli = subprocess.run(
+            ["redis-cli", "-p", str(node.port), "SHUTDOWN", "NOSAVE"],
+            capture_output=True,
+            timeout=30,
+        )
+        assert cli.stdout == b""  # no reply: the connection just closes, as with redis-server
+        assert node.proc is not None and node.proc.wait(30) == 0
+        assert "SHUTDOWN from client" in node.log() and "shut down cleanly" in node.log()
+        node.start()
+        assert node.client().get("kept") == b"yes"
+    finally:
+        node.kill()

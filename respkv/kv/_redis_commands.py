@@ -2597,3 +2597,19 @@ REDIS_COMMANDS += (
   ()),
 )
 # fmt: on
+
+# More commands
+# fmt: off
+REDIS_COMMANDS += (
+ ('shutdown',
+  -1,
+  ('admin', 'noscript', 'loading', 'stale', 'no_multi', 'allow_busy'),
+  0,
+  0,
+  0,
+  ('@admin', '@slow', '@dangerous'),
+  (),
+  (),
+  ()),
+)
+# fmt: on

@@ -6,13 +6,14 @@ Each handler takes (server, connection, argv) and returns a reply value. Data co
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import resource
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from respkv import REDIS_COMPAT_VERSION, __version__
 from respkv.resp.replies import OK, PONG, ErrorReply, SimpleString, Verbatim
@@ -37,6 +38,10 @@ class Deferred:
 HANDLERS: dict[bytes, Handler] = {}
 # Commands a client may send before AUTH, as in Redis.
 NO_AUTH = {b"auth", b"hello", b"quit", b"reset"}
+
+
+#: What a handler returns when the client gets no reply at all (SHUTDOWN closes it).
+NO_REPLY: Final = object()
 
 
 def command(name: str) -> Callable[[Handler], Handler]:
@@ -536,6 +541,23 @@ def _latency_doctor(server: Server) -> str:
 def time_(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
     now = time.time_ns() // 1000
     return [str(now // 1_000_000).encode(), str(now % 1_000_000).encode()]
+
+
+@command("shutdown")
+def shutdown(server: Server, conn: ClientConnection, argv: list[bytes]) -> Any:
+    """SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] | SHUTDOWN ABORT: stop as SIGTERM does (a leader
+    hands over first). Every write is already durable, so SAVE and NOSAVE mean the same; like
+    Redis, the client gets no reply, just the closed connection."""
+    options = [arg.lower() for arg in argv[1:]]
+    if options == [b"abort"]:
+        return ErrorReply("ERR No shutdown in progress.")
+    allowed = {b"nosave", b"save", b"now", b"force"}
+    if any(o not in allowed for o in options) or {b"nosave", b"save"} <= set(options):
+        return syntax_error()
+    logging.getLogger("respkv.server").warning("SHUTDOWN from client %s: stopping", conn.addr)
+    server.stop_requested.set()
+    conn.close_after_flush()
+    return NO_REPLY
 
 
 @command("lastsave")

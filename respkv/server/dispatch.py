@@ -138,7 +138,7 @@ class Dispatcher:
             if isinstance(result, server_commands.Deferred):
                 slot = conn.reply_later(result.kind)
                 result.start(lambda reply: conn.complete(slot, reply))
-            else:
+            elif result is not server_commands.NO_REPLY:
                 conn.reply_now(result)
             return
         state_machine = server.state_machine
