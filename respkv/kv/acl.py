@@ -235,7 +235,8 @@ class User:
             # A subcommand must exist; a first argument may only be added, never removed.
             if (subcommands or not add) and what not in subcommands:
                 raise AclError("Unknown command or category name in ACL")
-            names = {what}
+            # A first argument of a command already allowed whole adds nothing.
+            names = set() if what not in subcommands and container in self.allowed else {what}
         if "|" not in what:
             # As Redis: a rule on whole commands resets their first-argument rules (get|x).
             self.allowed = {
