@@ -15,7 +15,7 @@ import pytest
 from _kv_redis import RawRedis, redis_server
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_kv_differential import STEP, _queueable, check_reply, compare
+from test_kv_differential import BLOCKING, STEP, _queueable, _without_blocking, check_reply, compare
 
 from respkv.resp.replies import ErrorReply
 from tests.respkv_proc import RespkvProcess
@@ -32,6 +32,8 @@ class ServerDriver:
         if db != self.db:
             assert self.client.call(b"SELECT", str(db).encode()) == b"OK"
             self.db = db
+        if argv[0].lower() in BLOCKING:  # as on the redis side: the form that never blocks
+            return _as_state_machine_reply(_without_blocking(self.client, argv))
         return _as_state_machine_reply(self.client.call(*argv))
 
 
