@@ -220,8 +220,9 @@ def test_backup_of_a_single_node_under_writes_restores_into_a_new_cluster(
         wait_until(lambda: min(load.acked()) >= 200, 60, "the writers to get going")
         acked_before = load.acked()
         manifest = take_backup(node.port, tmp_path / "backup")
-        time.sleep(0.3)
-        assert min(load.acked()) > min(acked_before), "the writers stalled during the backup"
+        wait_until(
+            lambda: min(load.acked()) > min(acked_before), 10, "the writers to go on after it"
+        )
     assert manifest["format_version"] == 1 and manifest["node_id"] == 1
     assert [m["id"] for m in manifest["membership"]] == [1]
     assert manifest["key_count"] > 4 * 200
@@ -245,7 +246,12 @@ def test_backup_of_a_cluster_leader_under_writes(tmp_path: Path) -> None:
             asker = cluster.client(follower, socket_timeout=60)
             asker.ping()
             cluster.nodes[follower].signal(signal.SIGSTOP)
-            time.sleep(1.0)
+            paused_at = cluster.info_raft(leader)["raft_commit_index"]
+            wait_until(
+                lambda: cluster.info_raft(leader)["raft_commit_index"] >= paused_at + 50,
+                30,
+                "the others to commit while the follower is paused",
+            )
             committed = cluster.info_raft(leader)["raft_commit_index"]
             cluster.nodes[follower].signal(signal.SIGCONT)
             target = tmp_path / "follower-backup"
