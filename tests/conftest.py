@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+import redis
 
 from tests._server_util import RealRedis, real_redis, start_node
 from tests.respkv_proc import RespkvProcess
@@ -40,3 +41,14 @@ def real() -> Iterator[RealRedis]:
 @pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])
 def protocol(request: pytest.FixtureRequest) -> int:
     return int(request.param)
+
+
+@pytest.fixture
+def r(node: RespkvProcess, protocol: int) -> Iterator[redis.Redis]:
+    """A redis-py client of ``node`` in RESP2 and RESP3, on an empty keyspace."""
+    client = node.client(protocol=protocol)
+    client.flushall()
+    try:
+        yield client
+    finally:
+        client.close()

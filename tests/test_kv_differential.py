@@ -617,19 +617,26 @@ def compare(redis: RawRedis, ours: Driver, steps: list[tuple[int, list[bytes]]])
                 assert normalize(ours.call([b"get", k], db, now)) == redis.call("GET", k)
 
 
-@settings(
+DIFF_SETTINGS = settings(
     max_examples=int(os.environ.get("KV_DIFF_EXAMPLES", "300")),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(steps=st.lists(STEP, min_size=1, max_size=25))
-def test_differential_against_redis(redis_port: int, steps: list[tuple[int, list[bytes]]]) -> None:
+
+
+def run_against_redis(redis_port: int, steps: list[tuple[int, list[bytes]]]) -> None:
     redis = RawRedis(redis_port)
     try:
         redis.call("FLUSHALL")
         compare(redis, Driver(), steps)
     finally:
         redis.close()
+
+
+@DIFF_SETTINGS
+@given(steps=st.lists(STEP, min_size=1, max_size=25))
+def test_differential_against_redis(redis_port: int, steps: list[tuple[int, list[bytes]]]) -> None:
+    run_against_redis(redis_port, steps)
 
 
 ZSET_STEP = st.tuples(
@@ -670,36 +677,18 @@ LIST_SEED = [
 ]
 
 
-@settings(
-    max_examples=int(os.environ.get("KV_DIFF_EXAMPLES", "300")),
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@DIFF_SETTINGS
 @given(steps=st.lists(ZSET_STEP, min_size=1, max_size=30))
 def test_sorted_sets_against_redis(redis_port: int, steps: list[tuple[int, list[bytes]]]) -> None:
     """Mostly sorted-set commands, so that their interplay is explored deeply."""
-    redis = RawRedis(redis_port)
-    try:
-        redis.call("FLUSHALL")
-        compare(redis, Driver(), steps)
-    finally:
-        redis.close()
+    run_against_redis(redis_port, steps)
 
 
-@settings(
-    max_examples=int(os.environ.get("KV_DIFF_EXAMPLES", "300")),
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@DIFF_SETTINGS
 @given(steps=st.lists(LIST_STEP, min_size=5, max_size=40))
 def test_lists_against_redis(redis_port: int, steps: list[tuple[int, list[bytes]]]) -> None:
     """Mostly list commands, on lists that start long enough for their edge cases."""
-    redis = RawRedis(redis_port)
-    try:
-        redis.call("FLUSHALL")
-        compare(redis, Driver(), LIST_SEED + steps)
-    finally:
-        redis.close()
+    run_against_redis(redis_port, LIST_SEED + steps)
 
 
 def test_every_generated_command_is_known() -> None:

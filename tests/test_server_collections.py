@@ -4,7 +4,6 @@ parsing, so the wire types must be right), raw RESP3 bytes, and redis-cli."""
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -13,16 +12,6 @@ from tests._server_util import RawConn, encode_command, require_binary
 from tests.respkv_proc import RespkvProcess
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])
-def r(node: RespkvProcess, request: pytest.FixtureRequest) -> Iterator[redis.Redis]:
-    client = node.client(protocol=int(request.param))
-    client.flushall()
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 def test_hashes_with_redis_py(r: redis.Redis) -> None:

@@ -6,7 +6,6 @@ Replies are compared with Redis 7.0.15's, on the wire where the exact text matte
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -22,16 +21,6 @@ from tests._server_util import (
 from tests.respkv_proc import RespkvProcess
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def r(node: RespkvProcess, protocol: int) -> Iterator[redis.Redis]:
-    client = node.client(protocol=protocol)
-    client.flushall()
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 # --- HELLO -----------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,16 +24,6 @@ from tests._server_util import (
 from tests.respkv_proc import RespkvProcess
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def r(node: RespkvProcess, protocol: int) -> Iterator[redis.Redis]:
-    client = node.client(protocol=protocol)
-    client.flushall()
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 # --- strings ---------------------------------------------------------------------------------

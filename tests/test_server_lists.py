@@ -21,16 +21,6 @@ from tests.respkv_proc import RespkvProcess
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def r(node: RespkvProcess, protocol: int) -> Iterator[redis.Redis]:
-    client = node.client(protocol=protocol)
-    client.flushall()
-    try:
-        yield client
-    finally:
-        client.close()
-
-
 def blocked_clients(port: int) -> int:
     with control_client(port) as c:
         return int(c.info("clients")["blocked_clients"])

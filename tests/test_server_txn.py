@@ -7,7 +7,6 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -22,16 +21,6 @@ from tests._server_util import (
 from tests.respkv_proc import RespkvProcess
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def r(node: RespkvProcess, protocol: int) -> Iterator[redis.Redis]:
-    client = node.client(protocol=protocol)
-    client.flushall()
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 # Each step: the commands sent together, then how long to wait before the next step.

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import socket
 import subprocess
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,16 +14,6 @@ from tests._server_util import RealRedis, encode_command, require_binary
 from tests.respkv_proc import RespkvProcess
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])
-def r(node: RespkvProcess, request: pytest.FixtureRequest) -> Iterator[redis.Redis]:
-    client = node.client(protocol=int(request.param))
-    client.flushall()
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 def pairs(reply: Any) -> list[tuple[Any, ...]]:
